@@ -1,0 +1,109 @@
+//! Listeners and lifecycle: bind every pool's listener, accept clients (within `max_clients`),
+//! hand each one to its protocol's session engine, and stop through one path — signals and
+//! the admin socket both call `Stopper::stop` — with a bounded drain.
+
+mod listener;
+mod shutdown;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, PoolConfig, Protocol};
+use crate::redis::RedisPool;
+
+pub use listener::{ClientReader, ClientStream, ClientWriter, Peer};
+pub use shutdown::{Phase, StopKind, Stopper};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("pool {pool:?}: cannot listen on {addr}: {source}")]
+    Listen {
+        pool: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pool {pool:?}: the {protocol} engine is not available in this build")]
+    Unsupported { pool: String, protocol: Protocol },
+}
+
+/// A running proxy: its listeners are bound and accepting.
+pub struct Proxy {
+    local_addrs: HashMap<String, SocketAddr>,
+    stopper: Stopper,
+    tracker: TaskTracker,
+}
+
+/// One pool's engine, as the accept loop sees it.
+#[derive(Clone)]
+pub enum Engine {
+    Redis(Arc<RedisPool>),
+}
+
+impl Engine {
+    fn build(cfg: &PoolConfig) -> Result<Engine, StartError> {
+        match cfg.protocol {
+            Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg))),
+            Protocol::Mysql => Err(StartError::Unsupported {
+                pool: cfg.name.clone(),
+                protocol: cfg.protocol,
+            }),
+        }
+    }
+}
+
+impl Proxy {
+    /// Binds every pool's listener and starts accepting. Returns once all listeners are bound,
+    /// so a caller (or a test) can connect immediately.
+    pub async fn start(config: Arc<Config>) -> Result<Proxy, StartError> {
+        let (stopper, phase) = shutdown::channel(config.drain.clone());
+        let tracker = TaskTracker::new();
+        let mut local_addrs = HashMap::new();
+        let mut bound = Vec::new();
+        for pool in &config.pools {
+            let engine = Engine::build(pool)?;
+            let listener = listener::bind(pool).await?;
+            if let Some(addr) = listener.tcp_addr() {
+                local_addrs.insert(pool.name.clone(), addr);
+            }
+            tracing::info!(pool = %pool.name, protocol = %pool.protocol, listen = %listener.describe(), upstream = %pool.upstream, "listening");
+            bound.push((listener, engine, pool.clone()));
+        }
+        for (listener, engine, pool) in bound {
+            let acceptor = listener::Acceptor::new(
+                listener,
+                engine,
+                Arc::new(pool),
+                phase.clone(),
+                tracker.clone(),
+            );
+            tracker.spawn(acceptor.run());
+        }
+        Ok(Proxy {
+            local_addrs,
+            stopper,
+            tracker,
+        })
+    }
+
+    /// The TCP address a pool listens on (useful with port 0).
+    pub fn local_addr(&self, pool: &str) -> Option<SocketAddr> {
+        self.local_addrs.get(pool).copied()
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Waits until a stop was requested and every listener and session has ended (sessions are
+    /// bounded by the drain timeout, after which they close themselves).
+    pub async fn wait(self) {
+        self.stopper.stopped().await;
+        self.tracker.close();
+        self.tracker.wait().await;
+        tracing::info!("stopped");
+    }
+}

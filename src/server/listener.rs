@@ -1,0 +1,229 @@
+//! Binding listeners (TCP through socket2 for backlog and socket options; Unix sockets with the
+//! stale file removed) and the accept loop that enforces `max_clients`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use super::{Engine, Phase, StartError};
+use crate::config::{ListenAddr, PoolConfig};
+
+const BACKLOG: i32 = 1024;
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+}
+
+pub async fn bind(pool: &PoolConfig) -> Result<Listener, StartError> {
+    let err = |source| StartError::Listen {
+        pool: pool.name.clone(),
+        addr: pool.listen.to_string(),
+        source,
+    };
+    match &pool.listen {
+        ListenAddr::Tcp(addr) => bind_tcp(*addr).map(Listener::Tcp).map_err(err),
+        ListenAddr::Unix(path) => {
+            // A socket file left by a previous run would make bind fail; only a socket is removed.
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                use std::os::unix::fs::FileTypeExt;
+                if meta.file_type().is_socket() {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(err)?;
+            }
+            UnixListener::bind(path)
+                .map(|l| Listener::Unix(l, path.clone()))
+                .map_err(err)
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Who is on the other end of a client socket.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Proxy-wide unique client id (also what `CLIENT ID` answers).
+    pub id: u64,
+    /// `ip:port`, or `unix` for Unix-socket clients.
+    pub addr: String,
+    pub local: String,
+}
+
+pub type ClientReader = Box<dyn AsyncRead + Send + Unpin>;
+pub type ClientWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl ClientStream {
+    pub fn into_split(self) -> (ClientReader, ClientWriter) {
+        match self {
+            ClientStream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            ClientStream::Unix(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Counts a pool's clients; the slot is released when the session ends.
+struct ClientSlot(Arc<AtomicUsize>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Acceptor {
+    listener: Listener,
+    engine: Engine,
+    pool: Arc<PoolConfig>,
+    phase: watch::Receiver<Phase>,
+    tracker: TaskTracker,
+    clients: Arc<AtomicUsize>,
+}
+
+impl Acceptor {
+    pub fn new(
+        listener: Listener,
+        engine: Engine,
+        pool: Arc<PoolConfig>,
+        phase: watch::Receiver<Phase>,
+        tracker: TaskTracker,
+    ) -> Self {
+        Acceptor {
+            listener,
+            engine,
+            pool,
+            phase,
+            tracker,
+            clients: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub async fn run(self) {
+        let mut phase = self.phase.clone();
+        loop {
+            let accepted = tokio::select! {
+                r = self.accept() => r,
+                _ = phase.wait_for(|p| *p != Phase::Running) => break,
+            };
+            let (stream, addr) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(pool = %self.pool.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let peer = Peer {
+                id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                addr,
+                local: self.listener.describe(),
+            };
+            if self.clients.fetch_add(1, Ordering::Relaxed) >= self.pool.max_clients {
+                self.clients.fetch_sub(1, Ordering::Relaxed);
+                self.tracker
+                    .spawn(refuse(stream, self.engine.clone(), self.pool.clone(), peer));
+                continue;
+            }
+            let slot = ClientSlot(self.clients.clone());
+            let engine = self.engine.clone();
+            let phase = self.phase.clone();
+            self.tracker.spawn(async move {
+                match engine {
+                    Engine::Redis(pool) => {
+                        crate::redis::session::serve(pool, stream, peer, phase).await
+                    }
+                }
+                drop(slot);
+            });
+        }
+        if let Listener::Unix(_, path) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!(pool = %self.pool.name, "stopped accepting");
+    }
+
+    async fn accept(&self) -> std::io::Result<(ClientStream, String)> {
+        match &self.listener {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                tune_client_socket(&s);
+                Ok((ClientStream::Tcp(s), addr.to_string()))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept().await?;
+                Ok((ClientStream::Unix(s), "unix".to_string()))
+            }
+        }
+    }
+}
+
+fn tune_client_socket(s: &TcpStream) {
+    let _ = s.set_nodelay(true);
+    let keepalive = TcpKeepalive::new().with_time(std::time::Duration::from_secs(60));
+    let _ = SockRef::from(s).set_tcp_keepalive(&keepalive);
+}
+
+/// Tells a client over `max_clients` why, in its own protocol, then closes.
+async fn refuse(stream: ClientStream, engine: Engine, pool: Arc<PoolConfig>, peer: Peer) {
+    tracing::warn!(pool = %pool.name, client = peer.id, addr = %peer.addr, max_clients = pool.max_clients, "refused: max_clients reached");
+    let msg = format!(
+        "max number of clients reached (pool '{}' max_clients = {})",
+        pool.name, pool.max_clients
+    );
+    let bytes = match engine {
+        Engine::Redis(_) => crate::redis::session::refusal(&msg),
+    };
+    let (_, mut w) = stream.into_split();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = w.write_all(&bytes).await;
+        let _ = w.shutdown().await;
+    })
+    .await;
+}
