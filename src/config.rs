@@ -168,7 +168,10 @@ pub struct PoolConfig {
     pub max_pipeline: usize,
     /// The largest single command (or MySQL packet) accepted from a client.
     pub max_command_bytes: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
+    /// Redis-only keys (flat in the file, like every pool key).
+    #[serde(flatten)]
     pub redis: Option<RedisPoolConfig>,
 }
 
@@ -185,8 +188,10 @@ pub struct RedisPoolConfig {
     /// Dedicated connections (MULTI/WATCH, blocking commands, pub/sub), beyond `max_upstream`.
     pub max_pinned: usize,
     /// ACL user for clients' AUTH and for the upstream; `None` = the default user.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// What clients must AUTH with; also used upstream. `None` = no AUTH required.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// Commands refused by default that the operator allows (upper case, e.g. "CLIENT KILL").
     pub allow_commands: Vec<String>,

@@ -147,3 +147,13 @@ fn only_harmless_refusals_can_be_allowed() {
         "{e:?}"
     );
 }
+
+#[test]
+fn what_check_prints_loads_back_as_the_same_config() {
+    let c = parse(&format!(
+        "{REDIS}max_pinned = 3\nallow_commands = [\"DEBUG\"]\n"
+    ))
+    .unwrap();
+    let again = parse(&c.to_redacted_toml()).unwrap();
+    assert_eq!(again, c);
+}
