@@ -1,4 +1,4 @@
-//! Command line: `tidepool run | check`. Every flag can also come from the environment.
+//! Command line: `tidepool run | check | admin`. Every flag can also come from the environment.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,10 +32,31 @@ pub enum Command {
         #[arg(long, short, env = "TIDEPOOL_CONFIG", default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Ask a running proxy through its admin socket (`tidepool admin help` lists commands).
+    Admin {
+        /// Find the socket in this config file's `[admin] socket`.
+        #[arg(long, short, env = "TIDEPOOL_CONFIG")]
+        config: Option<PathBuf>,
+        /// The admin socket itself (overrides --config).
+        #[arg(long, short, env = "TIDEPOOL_ADMIN_SOCKET")]
+        socket: Option<PathBuf>,
+        /// JSON instead of a text table.
+        #[arg(long)]
+        json: bool,
+        /// The command, e.g. `show pools`, `kill 17`, `shutdown --now`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Admin {
+            config,
+            socket,
+            json,
+            command,
+        } => admin(config, socket, json, &command),
         Command::Check { config } => match Config::load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.to_redacted_toml());
@@ -73,6 +94,30 @@ pub fn main(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn admin(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    json: bool,
+    words: &[String],
+) -> ExitCode {
+    let result = crate::admin::socket_path(socket, config.as_deref())
+        .and_then(|path| crate::admin::client::call(&path, words, json));
+    match result {
+        Ok((out, failed)) => {
+            print!("{out}");
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("tidepool admin: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -7,9 +7,11 @@
 //! (`pool` holds what both protocols share). `config` is parsed, validated and frozen before
 //! anything starts.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod pool;
 pub mod redis;
+pub mod registry;
 pub mod server;

@@ -13,8 +13,9 @@ pub mod resp;
 pub mod session;
 pub mod state;
 pub mod upstream;
+mod view;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 
 use crate::config::PoolConfig;
 use crate::pool::{AcquireError, Gate, Health};
+use crate::registry::{PoolEntry, Registry};
 use dedicated::DedicatedPool;
 use lane::Lane;
 use resp::Limits;
@@ -34,9 +36,14 @@ pub struct RedisPool {
     lanes: Mutex<LaneSet>,
     lane_changed: Notify,
     next_lane_id: AtomicU64,
+    /// `max_upstream`, live: a reload changes it without a restart.
+    max_upstream: AtomicUsize,
     pub health: Arc<Health>,
     facts: Arc<Mutex<Option<ServerFacts>>>,
     pub dedicated: DedicatedPool,
+    /// The control plane's side: sessions register here, the pool reports its upstreams.
+    pub registry: Arc<Registry>,
+    pub entry: Arc<PoolEntry>,
 }
 
 #[derive(Default)]
@@ -49,7 +56,7 @@ struct LaneSet {
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl RedisPool {
-    pub fn new(cfg: &PoolConfig) -> Arc<RedisPool> {
+    pub fn new(cfg: &PoolConfig, registry: &Arc<Registry>) -> Arc<RedisPool> {
         let redis = cfg.redis.as_ref();
         let spec = UpstreamSpec {
             pool: cfg.name.clone(),
@@ -72,11 +79,20 @@ impl RedisPool {
             lanes: Mutex::new(LaneSet::default()),
             lane_changed: Notify::new(),
             next_lane_id: AtomicU64::new(1),
+            max_upstream: AtomicUsize::new(cfg.max_upstream),
             health,
             facts,
+            entry: registry.pool(cfg),
+            registry: registry.clone(),
         });
+        pool.entry
+            .set_upstream(Arc::new(view::RedisView(Arc::downgrade(&pool))));
         tokio::spawn(reap_lanes(Arc::downgrade(&pool)));
         pool
+    }
+
+    pub fn max_upstream(&self) -> usize {
+        self.max_upstream.load(Ordering::Relaxed)
     }
 
     pub fn limits(&self) -> Limits {
@@ -141,7 +157,7 @@ impl RedisPool {
             let connect = {
                 let mut set = self.lock();
                 set.open.retain(|l| !l.is_dead());
-                let full = set.open.len() + set.connecting >= self.cfg.max_upstream;
+                let full = set.open.len() + set.connecting >= self.max_upstream();
                 let best = set
                     .open
                     .iter()
@@ -168,7 +184,7 @@ impl RedisPool {
                 return Err(AcquireError::Exhausted {
                     pool: self.cfg.name.clone(),
                     what: "upstream lanes (max_upstream)",
-                    limit: self.cfg.max_upstream,
+                    limit: self.max_upstream(),
                     waited: started.elapsed(),
                 });
             }

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, PoolConfig, Protocol};
 use crate::redis::RedisPool;
+use crate::registry::Registry;
 
 pub use listener::{ClientReader, ClientStream, ClientWriter, Peer};
 pub use shutdown::{Phase, StopKind, Stopper};
@@ -26,6 +27,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("admin socket {}: {source}", path.display())]
+    Admin {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("pool {pool:?}: the {protocol} engine is not available in this build")]
     Unsupported { pool: String, protocol: Protocol },
 }
@@ -35,6 +42,9 @@ pub struct Proxy {
     local_addrs: HashMap<String, SocketAddr>,
     stopper: Stopper,
     tracker: TaskTracker,
+    registry: Arc<Registry>,
+    /// Stops the control thread (admin socket, sweeper) when the proxy is gone.
+    _control: tokio_util::sync::DropGuard,
 }
 
 /// One pool's engine, as the accept loop sees it.
@@ -44,9 +54,9 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn build(cfg: &PoolConfig) -> Result<Engine, StartError> {
+    fn build(cfg: &PoolConfig, registry: &Arc<Registry>) -> Result<Engine, StartError> {
         match cfg.protocol {
-            Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg))),
+            Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),
             Protocol::Mysql => Err(StartError::Unsupported {
                 pool: cfg.name.clone(),
                 protocol: cfg.protocol,
@@ -61,10 +71,11 @@ impl Proxy {
     pub async fn start(config: Arc<Config>) -> Result<Proxy, StartError> {
         let (stopper, phase) = shutdown::channel(config.drain.clone());
         let tracker = TaskTracker::new();
+        let registry = Registry::new();
         let mut local_addrs = HashMap::new();
         let mut bound = Vec::new();
         for pool in &config.pools {
-            let engine = Engine::build(pool)?;
+            let engine = Engine::build(pool, &registry)?;
             let listener = listener::bind(pool).await?;
             if let Some(addr) = listener.tcp_addr() {
                 local_addrs.insert(pool.name.clone(), addr);
@@ -82,16 +93,35 @@ impl Proxy {
             );
             tracker.spawn(acceptor.run());
         }
+        let control_stop = tokio_util::sync::CancellationToken::new();
+        let control = crate::admin::Control {
+            registry: registry.clone(),
+            stopper: stopper.clone(),
+            config: Arc::new(std::sync::Mutex::new(config.clone())),
+            proxy_rt: tokio::runtime::Handle::current(),
+            reload: None,
+        };
+        crate::admin::start(control, control_stop.clone()).map_err(|source| StartError::Admin {
+            path: config.admin.socket.clone().unwrap_or_default(),
+            source,
+        })?;
         Ok(Proxy {
             local_addrs,
             stopper,
             tracker,
+            registry,
+            _control: control_stop.drop_guard(),
         })
     }
 
     /// The TCP address a pool listens on (useful with port 0).
     pub fn local_addr(&self, pool: &str) -> Option<SocketAddr> {
         self.local_addrs.get(pool).copied()
+    }
+
+    /// The live sessions and pools (what the admin socket and metrics read).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     pub fn stopper(&self) -> Stopper {

@@ -108,6 +108,11 @@ impl DedicatedPool {
         self.max - self.permits.available_permits()
     }
 
+    /// Dedicated connections open (in use or idle in bb8).
+    pub fn open(&self) -> usize {
+        self.bb8.state().connections as usize
+    }
+
     pub fn max(&self) -> usize {
         self.max
     }

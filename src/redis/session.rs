@@ -15,6 +15,7 @@ mod local;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +26,8 @@ use super::command::{DedicatedReason, Local, Route};
 use super::lane::{Batch, Lane, Reply, ReplySender};
 use super::resp::{self, Command, CommandParser};
 use super::state::ClientState;
+use crate::config::Protocol;
+use crate::registry::{ErrorKind, SessionHandle, SessionState};
 use crate::server::{ClientReader, ClientWriter};
 use crate::server::{ClientStream, Peer, Phase};
 
@@ -42,7 +45,13 @@ pub async fn serve(
     let (replies_tx, replies_rx) = mpsc::unbounded_channel();
     let password_required = pool.password_required();
     let parser = CommandParser::new(pool.limits());
+    let reg = pool
+        .registry
+        .register(&pool.entry, Protocol::Redis, &peer, pool.username());
+    reg.set_db("0");
     let mut s = Session {
+        reg,
+        round_started: None,
         pool,
         peer,
         r,
@@ -84,6 +93,8 @@ enum End {
     Malformed(String),
     Shutdown,
     UpstreamLostState(String),
+    /// The control plane closed the session (`kill`, an idle timeout).
+    Closed(String),
 }
 
 impl std::fmt::Display for End {
@@ -95,12 +106,17 @@ impl std::fmt::Display for End {
             End::Malformed(e) => write!(f, "malformed input from client: {e}"),
             End::Shutdown => f.write_str("proxy shutting down"),
             End::UpstreamLostState(e) => write!(f, "upstream lost the client's session state: {e}"),
+            End::Closed(why) => write!(f, "closed by the proxy: {why}"),
         }
     }
 }
 
 struct Session {
     pool: Arc<RedisPool>,
+    /// This session's registry entry (removed when the session ends).
+    reg: SessionHandle,
+    /// When the oldest outstanding command of the current round trip was sent.
+    round_started: Option<Instant>,
     peer: Peer,
     r: ClientReader,
     w: ClientWriter,
@@ -138,19 +154,27 @@ impl Session {
                 return end;
             }
             let can_read = self.closing.is_none() && self.waiting < self.pool.cfg.max_pipeline;
+            self.reg.set_state(if self.waiting > 0 {
+                SessionState::Active
+            } else {
+                SessionState::Idle
+            });
             tokio::select! {
                 biased;
                 Some(reply) = self.replies_rx.recv() => self.on_reply(reply),
-                r = self.w.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
-                    if let Err(e) = r {
-                        return End::ClientIo(e);
-                    }
-                }
-                r = read_some(&mut self.r, &mut self.rbuf), if can_read => match r {
-                    Ok(0) => return End::ClientClosed,
-                    Ok(_) => self.process_input().await,
+                r = self.w.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match r {
+                    Ok(n) => self.reg.sent(n as u64),
                     Err(e) => return End::ClientIo(e),
                 },
+                r = read_some(&mut self.r, &mut self.rbuf), if can_read => match r {
+                    Ok(0) => return End::ClientClosed,
+                    Ok(n) => {
+                        self.reg.received(0, n as u64);
+                        self.process_input().await
+                    }
+                    Err(e) => return End::ClientIo(e),
+                },
+                _ = self.reg.closed(), if self.closing.is_none() => self.on_closed(),
                 r = self.phase.changed(), if phase_open => match r {
                     Ok(()) => self.on_phase(),
                     // The proxy can no longer stop this session; it ends with its client.
@@ -170,6 +194,26 @@ impl Session {
             return self.closing.take();
         }
         None
+    }
+
+    /// The control plane closed this session. A client with a command outstanding or state on
+    /// its upstream (MULTI, WATCH, a subscription) is told why in an error frame; an idle
+    /// client holding nothing is just closed, as Redis itself does for `timeout` and
+    /// `CLIENT KILL`.
+    fn on_closed(&mut self) {
+        let why = self
+            .reg
+            .close_reason()
+            .map_or_else(|| "closed".to_string(), |r| r.message);
+        let msg = format!("ERR tidepool: {why}");
+        if self.waiting > 0 {
+            let owed = self.waiting;
+            self.fail_waiting(owed, &msg);
+        } else if self.state.holds_upstream() {
+            resp::encode_error(&mut self.wbuf, &msg);
+        }
+        self.rbuf.clear();
+        self.closing = Some(End::Closed(why));
     }
 
     fn on_phase(&mut self) {
@@ -193,11 +237,13 @@ impl Session {
     /// Handles every complete command in the read buffer.
     async fn process_input(&mut self) {
         let mut run = Run::default();
+        let mut last = LastCommand::default();
         while self.closing.is_none() && self.waiting + run.n < self.pool.cfg.max_pipeline {
             let cmd = match self.parser.parse(&self.rbuf[run.len..]) {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
                 Err(e) => {
+                    self.reg.error(ErrorKind::ClientProtocol);
                     self.flush_run(&mut run).await;
                     let mut out = BytesMut::new();
                     resp::encode_error(&mut out, &format!("ERR Protocol error: {e}"));
@@ -219,6 +265,7 @@ impl Session {
             let frame_start = run.len;
             let route = {
                 let frame = &self.rbuf[frame_start..frame_start + cmd.len];
+                last.record(&cmd, frame);
                 self.route(&cmd, frame)
             };
             match route {
@@ -238,11 +285,16 @@ impl Session {
                         run.n += n;
                     } else {
                         self.flush_run(&mut run).await;
+                        // The dedicated connection counts the command that sent it there.
+                        last.count -= 1;
+                        last.report(&self.reg);
                         self.enter_dedicated(DedicatedReason::Multi).await;
                     }
                 }
                 Route::Dedicated(reason) => {
                     self.flush_run(&mut run).await;
+                    last.count -= 1;
+                    last.report(&self.reg);
                     self.enter_dedicated(reason).await;
                 }
                 Route::Local(local) => {
@@ -258,6 +310,7 @@ impl Session {
             }
         }
         self.flush_run(&mut run).await;
+        last.report(&self.reg);
         self.shrink_buffers();
     }
 
@@ -330,17 +383,26 @@ impl Session {
                 l.reserve(n);
                 l.clone()
             }
-            _ => match self
-                .pool
-                .pick_lane(self.state.db, self.state.resp3, n)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => {
+            _ => {
+                if let Err(e) = self.pool.entry.admit(&self.reg).await {
                     self.push_errors(n, &format!("ERR tidepool: {e}"));
                     return;
                 }
-            },
+                let started = Instant::now();
+                let picked = self
+                    .pool
+                    .pick_lane(self.state.db, self.state.resp3, n)
+                    .await;
+                self.pool.entry.stats.acquire_wait.record(started.elapsed());
+                match picked {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.reg.error(acquire_error_kind(&e));
+                        self.push_errors(n, &format!("ERR tidepool: {e}"));
+                        return;
+                    }
+                }
+            }
         };
         let batch = Batch {
             bytes,
@@ -380,14 +442,21 @@ impl Session {
             facts: facts.as_ref(),
             check_credentials: &check,
         };
+        let db = self.state.db;
         if local::answer(local, cmd, frame, &mut self.state, &ctx, &mut out) == local::After::Close
         {
             self.closing = Some(End::Quit);
+        }
+        if self.state.db != db {
+            self.reg.set_db(&self.state.db.to_string());
         }
         self.push_local(out.freeze());
     }
 
     fn push_waiting(&mut self, n: usize) {
+        if self.waiting == 0 {
+            self.round_started = Some(Instant::now());
+        }
         self.waiting += n;
         match self.pending.back_mut() {
             Some(Slot::Waiting(k)) => *k += n,
@@ -406,6 +475,10 @@ impl Session {
 
     /// The error for a refused command or an unauthenticated client.
     fn push_refusal(&mut self, route: &Route) {
+        self.reg.error(match route {
+            Route::Refused(_) => ErrorKind::Refused,
+            _ => ErrorKind::Auth,
+        });
         let mut out = BytesMut::new();
         match route {
             Route::Refused(r) => {
@@ -475,6 +548,9 @@ impl Session {
         }
         if self.waiting == 0 {
             self.lane = None;
+            if let Some(t) = self.round_started.take() {
+                self.pool.entry.stats.latency.record(t.elapsed());
+            }
         }
     }
 
@@ -498,6 +574,42 @@ impl Session {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
             self.rbuf = BytesMut::new();
         }
+    }
+}
+
+/// The last command of a read, kept on the stack (name bytes only) and reported to the
+/// registry once per read rather than once per command.
+#[derive(Default)]
+struct LastCommand {
+    name: [u8; 32],
+    len: usize,
+    args: usize,
+    count: u64,
+}
+
+impl LastCommand {
+    fn record(&mut self, cmd: &Command, frame: &[u8]) {
+        let name = cmd.arg(frame, 0);
+        self.len = name.len().min(self.name.len());
+        self.name[..self.len].copy_from_slice(&name[..self.len]);
+        self.args = cmd.argc() - 1;
+        self.count += 1;
+    }
+
+    /// Reports what was recorded since the last report.
+    fn report(&mut self, reg: &SessionHandle) {
+        if self.count > 0 {
+            reg.received(self.count, 0);
+            reg.statement_command(&self.name[..self.len], self.args);
+            self.count = 0;
+        }
+    }
+}
+
+fn acquire_error_kind(e: &crate::pool::AcquireError) -> ErrorKind {
+    match e {
+        crate::pool::AcquireError::Exhausted { .. } => ErrorKind::AcquireTimeout,
+        crate::pool::AcquireError::Unavailable { .. } => ErrorKind::UpstreamUnavailable,
     }
 }
 

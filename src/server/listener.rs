@@ -81,6 +81,9 @@ pub struct Peer {
     /// `ip:port`, or `unix` for Unix-socket clients.
     pub addr: String,
     pub local: String,
+    /// Unix-socket clients: the peer process from SO_PEERCRED, taken at accept (the registry
+    /// shows it; TCP peers are looked up in /proc only when someone asks).
+    pub pid: Option<u32>,
 }
 
 pub type ClientReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -151,7 +154,7 @@ impl Acceptor {
                 r = self.accept() => r,
                 _ = phase.wait_for(|p| *p != Phase::Running) => break,
             };
-            let (stream, addr) = match accepted {
+            let (stream, addr, pid) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -164,6 +167,7 @@ impl Acceptor {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
                 addr,
                 local: self.listener.describe(),
+                pid,
             };
             if self.clients.fetch_add(1, Ordering::Relaxed) >= self.pool.max_clients {
                 self.clients.fetch_sub(1, Ordering::Relaxed);
@@ -189,16 +193,21 @@ impl Acceptor {
         tracing::info!(pool = %self.pool.name, "stopped accepting");
     }
 
-    async fn accept(&self) -> std::io::Result<(ClientStream, String)> {
+    async fn accept(&self) -> std::io::Result<(ClientStream, String, Option<u32>)> {
         match &self.listener {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
                 tune_client_socket(&s);
-                Ok((ClientStream::Tcp(s), addr.to_string()))
+                Ok((ClientStream::Tcp(s), addr.to_string(), None))
             }
             Listener::Unix(l, _) => {
                 let (s, _) = l.accept().await?;
-                Ok((ClientStream::Unix(s), "unix".to_string()))
+                let pid = s
+                    .peer_cred()
+                    .ok()
+                    .and_then(|c| c.pid())
+                    .and_then(|p| u32::try_from(p).ok());
+                Ok((ClientStream::Unix(s), "unix".to_string(), pid))
             }
         }
     }

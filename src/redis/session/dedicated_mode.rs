@@ -11,7 +11,8 @@ use super::super::command::{DedicatedReason, Local, Route};
 use super::super::dedicated::DedicatedConn;
 use super::super::resp::{self, FrameInfo, Limits, Value};
 use super::super::upstream::RedisConn;
-use super::{End, Session, read_some, reencode};
+use super::{End, Session, acquire_error_kind, read_some, reencode};
+use crate::registry::{ErrorKind, SessionState};
 use crate::server::Phase;
 
 /// What a frame from a dedicated connection is to the client.
@@ -33,15 +34,28 @@ impl Session {
         if self.closing.is_some() {
             return;
         }
-        let mut conn = match self.pool.dedicated.acquire().await {
+        if let Err(e) = self.pool.entry.admit(&self.reg).await {
+            return self.refuse_next(&format!("ERR tidepool: {e}"));
+        }
+        self.reg.set_state(SessionState::Waiting);
+        let started = std::time::Instant::now();
+        let acquired = self.pool.dedicated.acquire().await;
+        self.pool.entry.stats.acquire_wait.record(started.elapsed());
+        let mut conn = match acquired {
             Ok(c) => c,
-            Err(e) => return self.refuse_next(&format!("ERR tidepool: {e}")),
+            Err(e) => {
+                self.reg.error(acquire_error_kind(&e));
+                return self.refuse_next(&format!("ERR tidepool: {e}"));
+            }
         };
         if let Err(e) = conn.conn.align(self.state.db, self.state.resp3).await {
+            self.reg.error(ErrorKind::UpstreamLost);
             return self.refuse_next(&format!("ERR tidepool: {e}"));
         }
         tracing::debug!(pool = %self.pool.cfg.name, client = self.peer.id, reason = reason.as_str(), "dedicated connection taken");
-        self.run_dedicated(&mut conn).await;
+        self.reg.upstream_acquired();
+        self.run_dedicated(&mut conn, reason).await;
+        self.reg.upstream_released();
         if self.closing.is_some() && (self.waiting > 0 || self.state.holds_upstream()) {
             conn.conn.broken = true;
         }
@@ -58,9 +72,10 @@ impl Session {
         self.push_local(out.freeze());
     }
 
-    async fn run_dedicated(&mut self, conn: &mut DedicatedConn) {
+    async fn run_dedicated(&mut self, conn: &mut DedicatedConn, entered_for: DedicatedReason) {
         let up: &mut RedisConn = &mut conn.conn;
         let mut phase_open = true;
+        let mut shown = None;
         loop {
             if let Err(e) = self.forward(up).await {
                 return self.upstream_failed(up, e);
@@ -68,6 +83,7 @@ impl Session {
             if self.closing.is_some() || (self.waiting == 0 && !self.state.holds_upstream()) {
                 return;
             }
+            self.report_dedicated_state(entered_for, &mut shown);
             let can_read = self.waiting < self.pool.cfg.max_pipeline;
             tokio::select! {
                 r = up.stream.read_buf(&mut up.buf) => match r {
@@ -77,16 +93,16 @@ impl Session {
                     },
                     Err(e) => return self.upstream_failed(up, format!("read from upstream failed: {e}")),
                 },
-                r = self.w.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
-                    if let Err(e) = r {
-                        return self.client_gone(End::ClientIo(e));
-                    }
-                }
-                r = read_some(&mut self.r, &mut self.rbuf), if can_read => match r {
-                    Ok(0) => return self.client_gone(End::ClientClosed),
-                    Ok(_) => {}
+                r = self.w.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match r {
+                    Ok(n) => self.reg.sent(n as u64),
                     Err(e) => return self.client_gone(End::ClientIo(e)),
                 },
+                r = read_some(&mut self.r, &mut self.rbuf), if can_read => match r {
+                    Ok(0) => return self.client_gone(End::ClientClosed),
+                    Ok(n) => self.reg.received(0, n as u64),
+                    Err(e) => return self.client_gone(End::ClientIo(e)),
+                },
+                _ = self.reg.closed() => return self.on_closed(),
                 r = self.phase.changed(), if phase_open => match r {
                     Ok(()) if *self.phase.borrow() == Phase::Closing => {
                         let owed = self.waiting;
@@ -101,6 +117,30 @@ impl Session {
             if up.buf.capacity() - up.buf.len() < 1024 {
                 up.buf.reserve(16 * 1024);
             }
+        }
+    }
+
+    /// Tells the registry what holds the connection: a transaction, or a pin with its reason.
+    /// Only MULTI and WATCH can leak; subscriptions, tracking and blocking commands are idle by
+    /// design.
+    fn report_dedicated_state(
+        &mut self,
+        entered_for: DedicatedReason,
+        shown: &mut Option<DedicatedReason>,
+    ) {
+        let state = if self.waiting > 0 {
+            SessionState::Active
+        } else if self.state.in_multi {
+            SessionState::InTransaction
+        } else {
+            SessionState::Pinned
+        };
+        self.reg.set_state(state);
+        let reason = self.state.pin_reason().unwrap_or(entered_for);
+        if *shown != Some(reason) {
+            *shown = Some(reason);
+            let leakable = matches!(reason, DedicatedReason::Multi | DedicatedReason::Watch);
+            self.reg.pin(reason.as_str(), leakable);
         }
     }
 
@@ -122,6 +162,9 @@ impl Session {
             if cmd.argc() == 0 {
                 continue;
             }
+            self.reg.received(1, 0);
+            self.reg
+                .statement_command(cmd.arg(&frame, 0), cmd.argc() - 1);
             match self.route(&cmd, &frame) {
                 Route::Local(Local::Ping) | Route::Shared | Route::Dedicated(_) => {}
                 Route::Local(Local::Select) if self.state.in_multi => {
@@ -211,6 +254,7 @@ impl Session {
 
     fn upstream_failed(&mut self, up: &mut RedisConn, error: String) {
         up.broken = true;
+        self.reg.error(ErrorKind::UpstreamLost);
         let owed = self.waiting;
         self.fail_waiting(
             owed,

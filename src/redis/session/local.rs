@@ -316,6 +316,7 @@ mod tests {
             id: 42,
             addr: "127.0.0.1:5000".into(),
             local: "127.0.0.1:6380".into(),
+            pid: None,
         };
         let facts = ServerFacts {
             version: "7.0.15".into(),

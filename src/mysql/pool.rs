@@ -1,0 +1,246 @@
+//! A pool's upstream MySQL connections: at most `max_upstream` in total, whatever the mix of
+//! upstream accounts and `FOUND_ROWS` (the two things that make connections not
+//! interchangeable). Waiters queue FIFO on a semaphore with one permit per connection, so a
+//! permit holder always finds an idle connection or room to open one (closing an idle one of
+//! another key if need be). While the upstream is down, callers fail fast with its error.
+//!
+//! bb8 is not used here: it has no keyed connections, no async reset before return, and its
+//! `get` waits out the whole timeout when the upstream is down (see FIELD-NOTES); the Redis
+//! engine uses it for its dedicated connections, where none of that is needed.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::state::Replayable;
+use super::upstream::{Login, MysqlConn, ServerFacts, UpstreamError};
+use crate::config::PoolConfig;
+use crate::pool::{AcquireError, Health};
+
+/// What makes two upstream connections interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnKey {
+    pub user: String,
+    pub found_rows: bool,
+}
+
+pub struct MysqlPool {
+    pub cfg: Arc<PoolConfig>,
+    permits: Arc<Semaphore>,
+    idle: Arc<Mutex<Idle>>,
+    pub health: Health,
+    facts: Mutex<Option<ServerFacts>>,
+}
+
+#[derive(Default)]
+struct Idle {
+    conns: Vec<MysqlConn>,
+    /// Open connections: idle plus checked out.
+    open: usize,
+}
+
+/// A checked-out connection. Give it back with `MysqlPool::put` (after making it clean);
+/// dropping it closes the connection and frees its place in the bound.
+pub struct Checkout {
+    conn: Option<MysqlConn>,
+    idle: Arc<Mutex<Idle>>,
+    _permit: OwnedSemaphorePermit,
+    pub since: Instant,
+}
+
+impl Checkout {
+    pub fn conn(&mut self) -> &mut MysqlConn {
+        self.conn.as_mut().expect("a checkout holds its connection until put or dropped")
+    }
+
+    pub fn get(&self) -> &MysqlConn {
+        self.conn.as_ref().expect("a checkout holds its connection until put or dropped")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+        }
+    }
+}
+
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
+
+impl MysqlPool {
+    pub fn new(cfg: &PoolConfig) -> Arc<MysqlPool> {
+        let pool = Arc::new(MysqlPool {
+            cfg: Arc::new(cfg.clone()),
+            permits: Arc::new(Semaphore::new(cfg.max_upstream)),
+            idle: Arc::new(Mutex::new(Idle::default())),
+            health: Health::default(),
+            facts: Mutex::new(None),
+        });
+        tokio::spawn(reap(Arc::downgrade(&pool)));
+        pool
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.cfg.max_upstream - self.permits.available_permits()
+    }
+
+    pub fn open(&self) -> usize {
+        self.idle().open
+    }
+
+    /// What the server says about itself (connecting once if nobody has yet).
+    pub async fn facts(&self, login: &Login) -> Result<ServerFacts, AcquireError> {
+        if let Some(f) = self.facts.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(f);
+        }
+        let key = ConnKey {
+            user: login.user.clone(),
+            found_rows: login.found_rows,
+        };
+        let checkout = self.acquire(&key, login, &Replayable::default()).await?;
+        self.put(checkout);
+        self.facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| AcquireError::Unavailable {
+                addr: self.cfg.upstream.clone(),
+                cause: "no server information yet".into(),
+            })
+    }
+
+    /// Waits (FIFO, at most `acquire_timeout`) for a connection with `key`, preferring one whose
+    /// session already matches `want`.
+    pub async fn acquire(&self, key: &ConnKey, login: &Login, want: &Replayable) -> Result<Checkout, AcquireError> {
+        let started = Instant::now();
+        let exhausted = || AcquireError::Exhausted {
+            pool: self.cfg.name.clone(),
+            what: "upstream connections (max_upstream)",
+            limit: self.cfg.max_upstream,
+            waited: started.elapsed(),
+        };
+        let permit = tokio::time::timeout(self.cfg.acquire_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| exhausted())?
+            .map_err(|_| exhausted())?;
+        let evicted = {
+            let mut idle = self.idle();
+            let matching = |c: &MysqlConn| c.user == key.user && c.found_rows == key.found_rows;
+            let best = idle
+                .conns
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, c)| matching(c))
+                .max_by_key(|(_, c)| (c.state.schema == want.schema, c.state.vars == want.vars))
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                let conn = idle.conns.swap_remove(i);
+                return Ok(self.checkout(conn, permit));
+            }
+            // Holding a permit means a connection is free: idle with another key, or not open.
+            if idle.open < self.cfg.max_upstream {
+                idle.open += 1;
+                None
+            } else if idle.conns.is_empty() {
+                return Err(exhausted());
+            } else {
+                Some(idle.conns.remove(0))
+            }
+        };
+        drop(evicted);
+        match self.connect(login).await {
+            Ok(conn) => Ok(self.checkout(conn, permit)),
+            Err(e) => {
+                self.idle().open -= 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn checkout(&self, conn: MysqlConn, permit: OwnedSemaphorePermit) -> Checkout {
+        Checkout {
+            conn: Some(conn),
+            idle: self.idle.clone(),
+            _permit: permit,
+            since: Instant::now(),
+        }
+    }
+
+    async fn connect(&self, login: &Login) -> Result<MysqlConn, AcquireError> {
+        let unavailable = |cause: String| AcquireError::Unavailable {
+            addr: self.cfg.upstream.clone(),
+            cause,
+        };
+        self.health.check().map_err(unavailable)?;
+        match MysqlConn::connect(login).await {
+            Ok((conn, facts)) => {
+                self.health.succeeded();
+                *self.facts.lock().unwrap_or_else(|e| e.into_inner()) = Some(facts);
+                tracing::debug!(pool = %self.cfg.name, thread = conn.thread_id, "upstream connection opened");
+                Ok(conn)
+            }
+            Err(e) => {
+                // An upstream that refuses (wrong password, its own max_connections) is up;
+                // only failures to reach it make everyone else fail fast.
+                if !matches!(e, UpstreamError::Refused { .. }) {
+                    self.health.failed(e.to_string());
+                }
+                Err(unavailable(describe(&e)))
+            }
+        }
+    }
+
+    /// Returns a clean connection to the idle set (a broken one is closed).
+    pub fn put(&self, mut checkout: Checkout) {
+        let Some(mut conn) = checkout.conn.take() else { return };
+        if conn.broken {
+            self.idle().open -= 1;
+            return;
+        }
+        conn.last_used = Instant::now();
+        self.idle().conns.push(conn);
+    }
+
+    /// Closes idle connections past `upstream_idle_timeout` or `upstream_max_lifetime`.
+    fn reap(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle();
+        let before = idle.conns.len();
+        let (idle_timeout, lifetime) = (self.cfg.upstream_idle_timeout, self.cfg.upstream_max_lifetime);
+        idle.conns
+            .retain(|c| now.duration_since(c.last_used) < idle_timeout && now.duration_since(c.created) < lifetime);
+        let closed = before - idle.conns.len();
+        idle.open -= closed;
+        if closed > 0 {
+            tracing::debug!(pool = %self.cfg.name, closed, "closed idle upstream connections");
+        }
+    }
+}
+
+/// The cause as a client should read it; the upstream's own max_connections is named.
+fn describe(e: &UpstreamError) -> String {
+    match e.upstream_err() {
+        Some(err) if err.code == 1040 => {
+            format!("{e}; the upstream's own max_connections is reached (raise it, or lower max_upstream)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+async fn reap(pool: std::sync::Weak<MysqlPool>) {
+    let mut tick = tokio::time::interval(REAP_INTERVAL);
+    loop {
+        tick.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.reap(),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! One task per MySQL client: handshake, then one loop that reads a command, decides where it
+//! runs (answered locally, on the client's held upstream, or on any pooled upstream after
+//! replaying the client's state), relays the answer, and decides from the response whether the
+//! client keeps that upstream (open transaction, pinned state) or gives it back.
+
+mod forward;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::frontend::{self, HandshakeError};
+use super::io::{IoError, Packet, PacketReader, PacketWriter};
+use super::pool::{Checkout, ConnKey, MysqlPool};
+use super::protocol::capabilities::*;
+use super::protocol::command::{self as cmd, ClientCommand};
+use super::protocol::response::{EofPacket, ErrPacket, OkPacket};
+use super::state::{PinReason, Replayable};
+use super::upstream::Login;
+use crate::config::PoolMode;
+use crate::pool::AcquireError;
+use crate::server::{ClientReader, ClientStream, ClientWriter, Peer, Phase};
+
+/// The first packet a client over `max_clients` receives.
+pub fn refusal(msg: &str) -> bytes::Bytes {
+    let mut payload = bytes::BytesMut::new();
+    ErrPacket::new(1040, b"08004", format!("Too many connections: tidepool: {msg}")).encode(&mut payload, Capabilities::default());
+    let mut out = bytes::BytesMut::new();
+    super::protocol::packet::write_packet(&mut out, 0, &payload);
+    out.freeze()
+}
+
+pub async fn serve(pool: Arc<MysqlPool>, stream: ClientStream, peer: Peer, phase: watch::Receiver<Phase>) {
+    let (r, w) = stream.into_split();
+    let mut reader = PacketReader::new(r, pool.cfg.max_command_bytes);
+    let mut writer = PacketWriter::new(w);
+    let Some(mut session) = Session::start(pool, &mut reader, &mut writer, peer, phase).await else {
+        writer.shutdown().await;
+        return;
+    };
+    let end = session.run(&mut reader, &mut writer).await;
+    session.release_held().await;
+    writer.shutdown().await;
+    tracing::debug!(pool = %session.pool.cfg.name, client = session.peer.id, reason = %end, "client session ended");
+}
+
+/// The client's session state, as the proxy tracks it.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    pub replay: Replayable,
+    pub pins: BTreeSet<PinReason>,
+    pub in_trans: bool,
+    pub last_insert_id: u64,
+    /// The last status flags the client saw.
+    pub status: u16,
+    default_autocommit: bool,
+}
+
+impl ClientState {
+    pub fn autocommit(&self) -> bool {
+        match self.replay.vars.get("autocommit").map(String::as_str) {
+            Some("OFF") | Some("0") => false,
+            Some(_) => true,
+            None => self.default_autocommit,
+        }
+    }
+
+    /// Status flags for answers the proxy makes itself.
+    fn local_status(&self) -> u16 {
+        let mut s = 0;
+        if self.in_trans {
+            s |= SERVER_STATUS_IN_TRANS;
+        }
+        if self.autocommit() {
+            s |= SERVER_STATUS_AUTOCOMMIT;
+        }
+        s
+    }
+}
+
+pub(crate) struct Session {
+    pool: Arc<MysqlPool>,
+    peer: Peer,
+    caps: Capabilities,
+    login: Login,
+    key: ConnKey,
+    state: ClientState,
+    held: Option<Checkout>,
+    phase: watch::Receiver<Phase>,
+}
+
+type Reader = PacketReader<ClientReader>;
+type Writer = PacketWriter<ClientWriter>;
+
+/// What the loop does after a command.
+enum Flow {
+    Continue,
+    Close(String),
+}
+
+impl Session {
+    async fn start(pool: Arc<MysqlPool>, reader: &mut Reader, writer: &mut Writer, peer: Peer, phase: watch::Receiver<Phase>) -> Option<Session> {
+        let first_user = pool.cfg.users.first()?;
+        let probe_login = login_for(&pool, first_user, false);
+        let facts = match pool.facts(&probe_login).await {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = send_err(writer, &acquire_err(&e), 0).await;
+                return None;
+            }
+        };
+        let host = peer.addr.rsplit_once(':').map_or(peer.addr.as_str(), |(h, _)| h).to_string();
+        let hello = match frontend::handshake(reader, writer, &pool.cfg.users, &facts, peer.id as u32, &host).await {
+            Ok(h) => h,
+            Err(HandshakeError::Refused(err)) => {
+                tracing::info!(pool = %pool.cfg.name, client = peer.id, addr = %peer.addr, error = %err.message, "client refused");
+                let seq = writer.seq;
+                let _ = send_err(writer, &err, seq).await;
+                return None;
+            }
+            Err(HandshakeError::Io(_)) => return None,
+        };
+        let found_rows = hello.caps.contains(CLIENT_FOUND_ROWS);
+        let login = login_for(&pool, &hello.user, found_rows);
+        let mut session = Session {
+            key: ConnKey { user: login.user.clone(), found_rows },
+            login,
+            caps: hello.caps,
+            state: ClientState {
+                status: facts.status,
+                default_autocommit: facts.status & SERVER_STATUS_AUTOCOMMIT != 0,
+                ..ClientState::default()
+            },
+            held: None,
+            pool,
+            peer,
+            phase,
+        };
+        session.state.replay.multi_statements = hello.caps.contains(CLIENT_MULTI_STATEMENTS);
+        if let Some(vars) = super::charset::names(hello.charset) {
+            session.state.replay.vars.extend(vars);
+        }
+        if let Some(db) = hello.database {
+            // Checked now, as the server would at connect (1049 for an unknown database).
+            session.state.replay.schema = Some(db);
+            if let Err(err) = session.check_schema().await {
+                let seq = writer.seq;
+                let _ = send_err(writer, &err, seq).await;
+                return None;
+            }
+        }
+        let ok = OkPacket { status: session.state.status, ..OkPacket::default() };
+        let caps = session.caps;
+        writer.send_with(|o| ok.encode(o, caps)).await.ok()?;
+        writer.flush().await.ok()?;
+        tracing::debug!(pool = %session.pool.cfg.name, client = session.peer.id, user = %session.login.user, "client authenticated");
+        Some(session)
+    }
+
+    async fn run(&mut self, reader: &mut Reader, writer: &mut Writer) -> String {
+        let mut phase_open = true;
+        loop {
+            if *self.phase.borrow() != Phase::Running && self.held.is_none() {
+                return "proxy shutting down".into();
+            }
+            let packet = tokio::select! {
+                p = reader.read() => p,
+                r = self.phase.changed(), if phase_open => {
+                    match r {
+                        Err(_) => phase_open = false,
+                        Ok(()) if *self.phase.borrow() == Phase::Closing => {
+                            let err = ErrPacket::new(1053, b"08S01", "tidepool: proxy is shutting down (drain timeout reached)");
+                            let _ = send_err(writer, &err, 0).await;
+                            return "drain timeout reached".into();
+                        }
+                        Ok(()) => {}
+                    }
+                    continue;
+                }
+            };
+            let packet = match packet {
+                Ok(p) => p,
+                Err(IoError::Closed) => return "client closed the connection".into(),
+                Err(e) => {
+                    let err = ErrPacket::new(1105, b"08S01", format!("tidepool: malformed packet: {e}"));
+                    let _ = send_err(writer, &err, 0).await;
+                    return format!("malformed input from client: {e}");
+                }
+            };
+            writer.seq = packet.seq.wrapping_add(1);
+            match self.command(packet, reader, writer).await {
+                Flow::Continue => {}
+                Flow::Close(why) => return why,
+            }
+        }
+    }
+
+    async fn command(&mut self, packet: Packet, reader: &mut Reader, writer: &mut Writer) -> Flow {
+        let decoded = ClientCommand::decode(&packet.payload, self.caps);
+        let command = match decoded {
+            Ok(c) => c,
+            Err(e) => {
+                let err = ErrPacket::new(1047, b"08S01", format!("tidepool: malformed command: {e}"));
+                let _ = send_err(writer, &err, writer.seq).await;
+                return Flow::Close(format!("malformed command: {e}"));
+            }
+        };
+        match command {
+            ClientCommand::Quit => Flow::Close("COM_QUIT".into()),
+            ClientCommand::Ping => self.ok(writer).await,
+            ClientCommand::Query { sql, .. } => {
+                let scan = super::state::scan_statement(sql);
+                if scan.ends_transaction && self.held.is_none() && !self.state.in_trans {
+                    // Nothing to end (SQLAlchemy sends ROLLBACK on every return to its pool).
+                    return self.ok(writer).await;
+                }
+                if is_load_local(sql) && !self.caps.contains(CLIENT_LOCAL_FILES) {
+                    let err = ErrPacket::new(1148, b"42000", "The used command is not allowed because the client did not enable LOCAL INFILE");
+                    return self.err(writer, err).await;
+                }
+                self.forward(packet, cmd::COM_QUERY, Some(scan), reader, writer).await
+            }
+            ClientCommand::InitDb(_) | ClientCommand::FieldList { .. } | ClientCommand::Statistics => {
+                let c = packet.payload[0];
+                self.forward(packet, c, None, reader, writer).await
+            }
+            ClientCommand::StmtPrepare(_) => {
+                // Statement ids belong to one upstream connection: the client stays on it.
+                self.state.pins.insert(PinReason::PreparedStatement);
+                self.forward(packet, cmd::COM_STMT_PREPARE, None, reader, writer).await
+            }
+            ClientCommand::StmtExecute { stmt_id, .. }
+            | ClientCommand::StmtFetch { stmt_id, .. }
+            | ClientCommand::StmtReset(stmt_id) => {
+                if !self.state.pins.contains(&PinReason::PreparedStatement) {
+                    let err = ErrPacket::new(1243, b"HY000", format!("Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute"));
+                    return self.err(writer, err).await;
+                }
+                let c = packet.payload[0];
+                self.forward(packet, c, None, reader, writer).await
+            }
+            ClientCommand::StmtClose(_) | ClientCommand::StmtSendLongData { .. } => {
+                // No response is ever sent for these.
+                if self.state.pins.contains(&PinReason::PreparedStatement) {
+                    let c = packet.payload[0];
+                    return self.forward(packet, c, None, reader, writer).await;
+                }
+                Flow::Continue
+            }
+            ClientCommand::ResetConnection => self.reset_connection(writer).await,
+            ClientCommand::SetOption(option) => {
+                self.state.replay.multi_statements = option == cmd::MYSQL_OPTION_MULTI_STATEMENTS_ON;
+                let status = self.state.local_status();
+                let caps = self.caps;
+                let sent = if caps.contains(CLIENT_DEPRECATE_EOF) {
+                    writer.send_with(|o| OkPacket { status, ..OkPacket::default() }.encode_as_eof(o, caps)).await
+                } else {
+                    writer.send_with(|o| EofPacket { warnings: 0, status }.encode(o, caps)).await
+                };
+                flow(sent.and(writer.flush().await))
+            }
+            ClientCommand::ChangeUser { .. } => {
+                let err = ErrPacket::new(1105, b"HY000", "tidepool: COM_CHANGE_USER is not supported through the proxy; connect again as the other user");
+                self.err(writer, err).await
+            }
+            ClientCommand::ProcessKill(_) => {
+                let err = ErrPacket::new(1105, b"HY000", "tidepool: COM_PROCESS_KILL is not supported through the proxy; use the admin socket's kill");
+                self.err(writer, err).await
+            }
+            ClientCommand::Other { command, .. } => {
+                let err = ErrPacket::new(1047, b"08S01", format!("tidepool: command 0x{command:02x} is not supported through the proxy"));
+                self.err(writer, err).await
+            }
+        }
+    }
+
+    /// `COM_RESET_CONNECTION`: the client's session starts over (its schema stays).
+    async fn reset_connection(&mut self, writer: &mut Writer) -> Flow {
+        if let Some(mut held) = self.held.take() {
+            match held.conn().reset().await {
+                Ok(()) => self.pool.put(held),
+                Err(e) => tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "reset failed; upstream connection closed"),
+            }
+        }
+        let schema = self.state.replay.schema.take();
+        let multi = self.state.replay.multi_statements;
+        self.state.replay = Replayable { schema, multi_statements: multi, ..Replayable::default() };
+        self.state.pins.clear();
+        self.state.in_trans = false;
+        self.state.last_insert_id = 0;
+        self.ok(writer).await
+    }
+
+    async fn check_schema(&mut self) -> Result<(), ErrPacket> {
+        let mut checkout = self.pool.acquire(&self.key, &self.login, &self.state.replay).await.map_err(|e| acquire_err(&e))?;
+        let replay = super::state::replay(&self.state.replay, &checkout.get().state, None);
+        match checkout.conn().apply(replay).await {
+            Ok(changes) => {
+                let _ = super::state::apply_changes(&changes, &mut self.state.replay, &mut Replayable::default());
+                self.pool.put(checkout);
+                Ok(())
+            }
+            Err(e) => {
+                let err = e.upstream_err().cloned().unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")));
+                self.pool.put(checkout);
+                Err(err)
+            }
+        }
+    }
+
+    async fn ok(&mut self, writer: &mut Writer) -> Flow {
+        let ok = OkPacket { status: self.state.local_status(), ..OkPacket::default() };
+        let caps = self.caps;
+        flow(async {
+            writer.send_with(|o| ok.encode(o, caps)).await?;
+            writer.flush().await
+        }
+        .await)
+    }
+
+    async fn err(&mut self, writer: &mut Writer, err: ErrPacket) -> Flow {
+        let seq = writer.seq;
+        flow(send_err(writer, &err, seq).await)
+    }
+
+    /// Gives back a held upstream when the client leaves: reset if it holds pinned state,
+    /// rolled back if a transaction is open; closed if that fails.
+    async fn release_held(&mut self) {
+        let Some(mut held) = self.held.take() else { return };
+        let conn = held.conn();
+        let cleaned = if !self.state.pins.is_empty() || self.pool.cfg.mode == PoolMode::Session {
+            conn.reset().await
+        } else if self.state.in_trans {
+            conn.rollback().await
+        } else {
+            Ok(())
+        };
+        match cleaned {
+            Ok(()) => self.pool.put(held),
+            Err(e) => tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "could not clean the upstream connection; closed it"),
+        }
+    }
+}
+
+fn flow(r: Result<(), IoError>) -> Flow {
+    match r {
+        Ok(()) => Flow::Continue,
+        Err(e) => Flow::Close(format!("client socket: {e}")),
+    }
+}
+
+fn login_for(pool: &MysqlPool, user: &crate::config::UserConfig, found_rows: bool) -> Login {
+    Login {
+        addr: pool.cfg.upstream.clone(),
+        user: user.upstream_user.clone(),
+        password: user.upstream_password.expose().to_string(),
+        found_rows,
+        connect_timeout: pool.cfg.connect_timeout,
+    }
+}
+
+async fn send_err(writer: &mut Writer, err: &ErrPacket, seq: u8) -> Result<(), IoError> {
+    writer.seq = seq;
+    writer.send_with(|o| err.encode(o, Capabilities::from_parts(CLIENT_PROTOCOL_41 as u32, 0))).await?;
+    writer.flush().await
+}
+
+/// What a client is told when it cannot get an upstream connection.
+fn acquire_err(e: &AcquireError) -> ErrPacket {
+    match e {
+        AcquireError::Exhausted { .. } => ErrPacket::new(1040, b"08004", format!("Too many connections: tidepool: {e}")),
+        AcquireError::Unavailable { .. } => ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")),
+    }
+}
+
+fn is_load_local(sql: &[u8]) -> bool {
+    use super::protocol::sqlscan;
+    sqlscan::first_keyword(sql).as_deref() == Some("LOAD") && sqlscan::mentions_keyword(sql, "LOCAL")
+}

@@ -1,0 +1,143 @@
+//! Running one client command on an upstream: take the held connection or check one out,
+//! replay the difference in session state, send the command (streaming a command of 16 MiB or
+//! more), relay the response, then decide from it whether the client keeps the connection.
+
+use super::super::io::Packet;
+use super::super::pool::Checkout;
+use super::super::protocol::capabilities::SERVER_STATUS_IN_TRANS;
+use super::super::protocol::response::ErrPacket;
+use super::super::protocol::tracker::ResponseEnd;
+use super::super::relay::{self, RelayError};
+use super::super::state::{self, StatementScan};
+use super::{Flow, Reader, Session, Writer, acquire_err, send_err};
+use crate::config::PoolMode;
+
+impl Session {
+    pub(super) async fn forward(&mut self, packet: Packet, command: u8, scan: Option<StatementScan>, reader: &mut Reader, writer: &mut Writer) -> Flow {
+        let client_seq = writer.seq;
+        let mut checkout = match self.held.take() {
+            Some(c) => c,
+            None => match self.pool.acquire(&self.key, &self.login, &self.state.replay).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "no upstream connection for client");
+                    return self.err(writer, acquire_err(&e)).await;
+                }
+            },
+        };
+        let reads_id = scan.as_ref().is_some_and(|s| s.reads_last_insert_id);
+        let replay = state::replay(&self.state.replay, &checkout.get().state, reads_id.then_some(self.state.last_insert_id));
+        if !replay.is_empty() {
+            match checkout.conn().apply(replay).await {
+                Ok(changes) => {
+                    // The server's own spelling of what was replayed, so the next diff is empty.
+                    let _ = state::apply_changes(&changes, &mut self.state.replay, &mut Default::default());
+                }
+                Err(e) => {
+                    let err = e.upstream_err().cloned().unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")));
+                    tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "replaying session state failed");
+                    self.give_back(checkout);
+                    return self.err(writer, err).await;
+                }
+            }
+        }
+        if let Err(why) = self.send_command(&mut checkout, &packet, reader).await {
+            drop(checkout);
+            return self.upstream_lost(writer, why, false).await;
+        }
+        writer.seq = client_seq;
+        let mut client = relay::Client {
+            reader,
+            writer,
+            caps: self.caps,
+            status: self.state.status,
+        };
+        let result = relay::relay(checkout.conn(), &mut client, command).await;
+        self.state.status = client.status;
+        match result {
+            Ok(end) => self.after_response(checkout, scan.unwrap_or_default(), end).await,
+            Err(RelayError::Client(e)) => {
+                drop(checkout);
+                Flow::Close(format!("client socket: {e}"))
+            }
+            Err(RelayError::Upstream { cause, relayed }) => {
+                drop(checkout);
+                self.upstream_lost(writer, cause, relayed).await
+            }
+        }
+    }
+
+    /// Sends the command packet, and any continuation packets of a command of 16 MiB or more
+    /// straight from the client, never holding it whole.
+    async fn send_command(&mut self, checkout: &mut Checkout, first: &Packet, reader: &mut Reader) -> Result<(), String> {
+        let conn = checkout.conn();
+        conn.writer.seq = 0;
+        conn.writer.send(&first.payload).await.map_err(|e| conn.io(e).to_string())?;
+        let mut continued = first.is_continued();
+        let mut total = first.payload.len();
+        while continued {
+            let next = reader.read().await.map_err(|e| format!("client: {e}"))?;
+            total += next.payload.len();
+            if total > self.pool.cfg.max_command_bytes {
+                conn.broken = true;
+                return Err(format!("command exceeds max_command_bytes ({})", self.pool.cfg.max_command_bytes));
+            }
+            continued = next.is_continued();
+            conn.writer.send(&next.payload).await.map_err(|e| conn.io(e).to_string())?;
+        }
+        conn.writer.flush().await.map_err(|e| conn.io(e).to_string())
+    }
+
+    /// The upstream connection failed under a command. The client gets an error if nothing of
+    /// the response reached it yet; if it had a transaction or pinned state there, that is gone,
+    /// so it is closed rather than allowed to carry on as if it were not.
+    async fn upstream_lost(&mut self, writer: &mut Writer, cause: String, relayed: bool) -> Flow {
+        tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %cause, "upstream connection lost under a command");
+        let lost_state = self.state.in_trans || !self.state.pins.is_empty();
+        if !relayed {
+            let err = ErrPacket::new(2013, b"HY000", format!("tidepool: lost connection to the upstream during the command: {cause}"));
+            let seq = writer.seq;
+            let _ = send_err(writer, &err, seq).await;
+        }
+        if relayed || lost_state {
+            return Flow::Close(format!("upstream lost: {cause}"));
+        }
+        Flow::Continue
+    }
+
+    /// Updates the client's state from a complete response and keeps or gives back the
+    /// connection.
+    async fn after_response(&mut self, mut checkout: Checkout, scan: StatementScan, end: ResponseEnd) -> Flow {
+        if let Some(id) = end.insert_id {
+            self.state.last_insert_id = id;
+        }
+        let conn = checkout.conn();
+        if let Some(pin) = state::apply_changes(&end.session_state_changes, &mut self.state.replay, &mut conn.state) {
+            self.state.pins.insert(pin);
+        }
+        self.state.pins.extend(scan.pins.iter().copied());
+        for released in &scan.releases {
+            self.state.pins.remove(released);
+        }
+        self.state.in_trans = match state::in_transaction(&end) {
+            Some(open) => open,
+            // An error carries no status. If a transaction may have begun (autocommit off), ask.
+            None if !self.state.in_trans && !self.state.autocommit() => match conn.status().await {
+                Ok(status) => status & SERVER_STATUS_IN_TRANS != 0,
+                Err(_) => true,
+            },
+            None => self.state.in_trans,
+        };
+        let keep = self.state.in_trans || !self.state.pins.is_empty() || self.pool.cfg.mode == PoolMode::Session;
+        if keep && !checkout.get().broken {
+            self.held = Some(checkout);
+        } else {
+            self.give_back(checkout);
+        }
+        Flow::Continue
+    }
+
+    fn give_back(&mut self, checkout: Checkout) {
+        self.pool.put(checkout);
+    }
+}
