@@ -51,16 +51,14 @@ pub struct Proxy {
 #[derive(Clone)]
 pub enum Engine {
     Redis(Arc<RedisPool>),
+    Mysql(Arc<crate::mysql::pool::MysqlPool>),
 }
 
 impl Engine {
     fn build(cfg: &PoolConfig, registry: &Arc<Registry>) -> Result<Engine, StartError> {
         match cfg.protocol {
             Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),
-            Protocol::Mysql => Err(StartError::Unsupported {
-                pool: cfg.name.clone(),
-                protocol: cfg.protocol,
-            }),
+            Protocol::Mysql => Ok(Engine::Mysql(crate::mysql::pool::MysqlPool::new(cfg))),
         }
     }
 }

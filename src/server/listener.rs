@@ -183,6 +183,9 @@ impl Acceptor {
                     Engine::Redis(pool) => {
                         crate::redis::session::serve(pool, stream, peer, phase).await
                     }
+                    Engine::Mysql(pool) => {
+                        crate::mysql::session::serve(pool, stream, peer, phase).await
+                    }
                 }
                 drop(slot);
             });
@@ -228,6 +231,7 @@ async fn refuse(stream: ClientStream, engine: Engine, pool: Arc<PoolConfig>, pee
     );
     let bytes = match engine {
         Engine::Redis(_) => crate::redis::session::refusal(&msg),
+        Engine::Mysql(_) => crate::mysql::session::refusal(&msg),
     };
     let (_, mut w) = stream.into_split();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
