@@ -1,4 +1,4 @@
-//! The control plane's thread: the admin socket and the sweeper run here, on a current-thread
+//! The control plane's thread: the admin socket, the sweeper and the metrics run here, on a current-thread
 //! runtime of their own, so an operator gets answers while the proxy's runtime is saturated.
 //! Commands that change the proxy (`shutdown`, `reload`) are handed to the proxy's runtime.
 
@@ -39,9 +39,16 @@ pub struct Control {
 pub fn start(ctl: Control, stop: CancellationToken) -> std::io::Result<()> {
     let socket = ctl.config().admin.socket.clone();
     let listener = match &socket {
-        Some(path) => Some((server::bind(path)?, path.clone())),
+        Some(path) => Some((
+            server::bind(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("admin socket {}: {e}", path.display()))
+            })?,
+            path.clone(),
+        )),
         None => None,
     };
+    let exporter = crate::metrics::Exporter::new(&ctl.config().metrics)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let ctl = Arc::new(ctl);
     std::thread::Builder::new()
         .name("tidepool-control".into())
@@ -58,6 +65,9 @@ pub fn start(ctl: Control, stop: CancellationToken) -> std::io::Result<()> {
             };
             rt.block_on(async move {
                 tokio::spawn(sweeper::run(ctl.registry.clone(), stop.clone()));
+                if let Some(exporter) = exporter {
+                    tokio::spawn(exporter.run(ctl.registry.clone(), stop.clone()));
+                }
                 match listener {
                     Some((l, path)) => server::serve(l, path, ctl, stop).await,
                     None => stop.cancelled().await,

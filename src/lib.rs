@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod mysql;
 pub mod pool;
 pub mod redis;

@@ -27,12 +27,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("admin socket {}: {source}", path.display())]
-    Admin {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The admin socket or the metrics exporter could not start.
+    #[error("{0}")]
+    Control(#[source] std::io::Error),
     #[error("pool {pool:?}: the {protocol} engine is not available in this build")]
     Unsupported { pool: String, protocol: Protocol },
 }
@@ -99,10 +96,7 @@ impl Proxy {
             proxy_rt: tokio::runtime::Handle::current(),
             reload: None,
         };
-        crate::admin::start(control, control_stop.clone()).map_err(|source| StartError::Admin {
-            path: config.admin.socket.clone().unwrap_or_default(),
-            source,
-        })?;
+        crate::admin::start(control, control_stop.clone()).map_err(StartError::Control)?;
         Ok(Proxy {
             local_addrs,
             stopper,
