@@ -135,6 +135,14 @@ fn temporary_tables_locks_and_uncommitted_rows_stay_with_their_client() {
 }
 
 #[test]
+fn row_count_and_found_rows_are_each_clients_own() {
+    let db = MariaDb::shared();
+    let proxy = TestProxy::start(&mysql_toml(db.addr(), "max_upstream = 3"));
+    let port = proxy.addr("db").port();
+    let _ = passes(port, "setup", &[]) && passes(port, "counters", &["20"]);
+}
+
+#[test]
 fn last_insert_id_is_each_clients_own_under_forty_concurrent_inserters() {
     let db = MariaDb::shared();
     let proxy = TestProxy::start(&mysql_toml(

@@ -8,9 +8,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::{IoError, PacketReader, PacketWriter};
 use super::protocol::ProtocolError;
-use super::protocol::capabilities::{CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, CLIENT_SESSION_TRACK, Capabilities};
+use super::protocol::capabilities::{
+    CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, CLIENT_SESSION_TRACK, Capabilities,
+};
 use super::protocol::response::{EofPacket, OkPacket};
-use super::protocol::tracker::{InfileRelay, PacketRole, ResponseEnd, ResponseTracker, TrackerEvent};
+use super::protocol::tracker::{
+    InfileRelay, PacketRole, ResponseEnd, ResponseTracker, TrackerEvent,
+};
 use super::upstream::MysqlConn;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,13 +37,28 @@ pub struct Client<'a, R, W> {
     pub status: u16,
 }
 
-pub async fn relay<R, W>(up: &mut MysqlConn, client: &mut Client<'_, R, W>, command: u8) -> Result<ResponseEnd, RelayError>
+/// A response relayed to its end.
+#[derive(Debug)]
+pub struct Relayed {
+    pub end: ResponseEnd,
+    /// Rows of the last result set, `None` if the response had no result set (what
+    /// `FOUND_ROWS()` and `ROW_COUNT()` report next).
+    pub rows: Option<u64>,
+}
+
+pub async fn relay<R, W>(
+    up: &mut MysqlConn,
+    client: &mut Client<'_, R, W>,
+    command: u8,
+) -> Result<Relayed, RelayError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut tracker = ResponseTracker::new(command, up.caps);
     let mut relayed = false;
+    let mut rows: Option<u64> = None;
+    let mut in_rows = false;
     loop {
         let packet = match up.reader.read().await {
             Ok(p) => p,
@@ -50,17 +69,31 @@ where
         };
         let payload = &packet.payload;
         let role = tracker.role_of(payload.first().copied().unwrap_or(0), payload.len());
-        let event = tracker.feed(payload).map_err(|e| upstream_protocol(up, e, relayed))?;
-        let refused_infile = event == TrackerEvent::LocalInfile && !client.caps.contains(CLIENT_LOCAL_FILES);
+        match role {
+            PacketRole::LastDefinition => {
+                in_rows = true;
+                rows = Some(0);
+            }
+            PacketRole::ResultTerminator => in_rows = false,
+            PacketRole::Other if in_rows && !packet.is_continued() => rows = rows.map(|n| n + 1),
+            _ => {}
+        }
+        let event = tracker
+            .feed(payload)
+            .map_err(|e| upstream_protocol(up, e, relayed))?;
+        let refused_infile =
+            event == TrackerEvent::LocalInfile && !client.caps.contains(CLIENT_LOCAL_FILES);
         if !refused_infile {
-            forward(up, client, role, payload).await.map_err(|e| translate_err(up, e, relayed))?;
+            forward(up, client, role, payload)
+                .await
+                .map_err(|e| translate_err(up, e, relayed))?;
             relayed = true;
         }
         match event {
             TrackerEvent::Continue => {}
             TrackerEvent::Done(end) => {
                 client.writer.flush().await.map_err(RelayError::Client)?;
-                return Ok(end);
+                return Ok(Relayed { end, rows });
             }
             TrackerEvent::LocalInfile => local_infile(up, client, packet.seq).await?,
             TrackerEvent::NeedsAuthExchange => {
@@ -75,7 +108,12 @@ where
 }
 
 /// Writes one upstream packet to the client in the client's framing.
-async fn forward<R, W>(up: &MysqlConn, client: &mut Client<'_, R, W>, role: PacketRole, payload: &[u8]) -> Result<(), Translate>
+async fn forward<R, W>(
+    up: &MysqlConn,
+    client: &mut Client<'_, R, W>,
+    role: PacketRole,
+    payload: &[u8],
+) -> Result<(), Translate>
 where
     W: AsyncWrite + Unpin,
 {
@@ -85,7 +123,10 @@ where
         PacketRole::LastDefinition => {
             w.send(payload).await?;
             if !caps.contains(CLIENT_DEPRECATE_EOF) {
-                let eof = EofPacket { warnings: 0, status: client.status };
+                let eof = EofPacket {
+                    warnings: 0,
+                    status: client.status,
+                };
                 w.send_with(|o| eof.encode(o, caps)).await?;
             }
         }
@@ -93,7 +134,10 @@ where
             let ok = OkPacket::decode(payload, up.caps)?;
             client.status = ok.status;
             if !caps.contains(CLIENT_DEPRECATE_EOF) {
-                let eof = EofPacket { warnings: ok.warnings, status: ok.status };
+                let eof = EofPacket {
+                    warnings: ok.warnings,
+                    status: ok.status,
+                };
                 w.send_with(|o| eof.encode(o, caps)).await?;
             } else if caps.contains(CLIENT_SESSION_TRACK) {
                 w.send(payload).await?;
@@ -117,7 +161,11 @@ where
 
 /// The upstream asked for a file: the client sends it (or, if it never agreed to LOCAL INFILE,
 /// the proxy answers "no file" for it).
-async fn local_infile<R, W>(up: &mut MysqlConn, client: &mut Client<'_, R, W>, request_seq: u8) -> Result<(), RelayError>
+async fn local_infile<R, W>(
+    up: &mut MysqlConn,
+    client: &mut Client<'_, R, W>,
+    request_seq: u8,
+) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -126,7 +174,10 @@ where
     if !client.caps.contains(CLIENT_LOCAL_FILES) {
         // A client that never agreed to LOCAL INFILE is not asked; the upstream is told there
         // is no file, and its answer ends the statement.
-        return up.send(&[]).await.map_err(|e| RelayError::Upstream { cause: e.to_string(), relayed: true });
+        return up.send(&[]).await.map_err(|e| RelayError::Upstream {
+            cause: e.to_string(),
+            relayed: true,
+        });
     }
     client.writer.flush().await.map_err(RelayError::Client)?;
     let mut ends = InfileRelay::default();
@@ -137,15 +188,18 @@ where
         up.writer
             .send(&packet.payload)
             .await
-            .map_err(|e| RelayError::Upstream { cause: up.io(e).to_string(), relayed: true })?;
+            .map_err(|e| RelayError::Upstream {
+                cause: up.io(e).to_string(),
+                relayed: true,
+            })?;
         if last {
             break;
         }
     }
-    up.writer
-        .flush()
-        .await
-        .map_err(|e| RelayError::Upstream { cause: up.io(e).to_string(), relayed: true })
+    up.writer.flush().await.map_err(|e| RelayError::Upstream {
+        cause: up.io(e).to_string(),
+        relayed: true,
+    })
 }
 
 /// A failure while translating one packet: decoding the upstream's, or writing the client's.

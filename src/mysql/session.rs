@@ -3,6 +3,7 @@
 //! replaying the client's state), relays the answer, and decides from the response whether the
 //! client keeps that upstream (open transaction, pinned state) or gives it back.
 
+mod counters;
 mod forward;
 
 use std::collections::BTreeSet;
@@ -25,17 +26,28 @@ use crate::server::{ClientReader, ClientStream, ClientWriter, Peer, Phase};
 /// The first packet a client over `max_clients` receives.
 pub fn refusal(msg: &str) -> bytes::Bytes {
     let mut payload = bytes::BytesMut::new();
-    ErrPacket::new(1040, b"08004", format!("Too many connections: tidepool: {msg}")).encode(&mut payload, Capabilities::default());
+    ErrPacket::new(
+        1040,
+        b"08004",
+        format!("Too many connections: tidepool: {msg}"),
+    )
+    .encode(&mut payload, Capabilities::default());
     let mut out = bytes::BytesMut::new();
     super::protocol::packet::write_packet(&mut out, 0, &payload);
     out.freeze()
 }
 
-pub async fn serve(pool: Arc<MysqlPool>, stream: ClientStream, peer: Peer, phase: watch::Receiver<Phase>) {
+pub async fn serve(
+    pool: Arc<MysqlPool>,
+    stream: ClientStream,
+    peer: Peer,
+    phase: watch::Receiver<Phase>,
+) {
     let (r, w) = stream.into_split();
     let mut reader = PacketReader::new(r, pool.cfg.max_command_bytes);
     let mut writer = PacketWriter::new(w);
-    let Some(mut session) = Session::start(pool, &mut reader, &mut writer, peer, phase).await else {
+    let Some(mut session) = Session::start(pool, &mut reader, &mut writer, peer, phase).await
+    else {
         writer.shutdown().await;
         return;
     };
@@ -52,6 +64,9 @@ pub struct ClientState {
     pub pins: BTreeSet<PinReason>,
     pub in_trans: bool,
     pub last_insert_id: u64,
+    /// What `ROW_COUNT()` and `FOUND_ROWS()` would say on the client's own connection.
+    pub row_count: i64,
+    pub found_rows: u64,
     /// The last status flags the client saw.
     pub status: u16,
     default_autocommit: bool,
@@ -100,7 +115,13 @@ enum Flow {
 }
 
 impl Session {
-    async fn start(pool: Arc<MysqlPool>, reader: &mut Reader, writer: &mut Writer, peer: Peer, phase: watch::Receiver<Phase>) -> Option<Session> {
+    async fn start(
+        pool: Arc<MysqlPool>,
+        reader: &mut Reader,
+        writer: &mut Writer,
+        peer: Peer,
+        phase: watch::Receiver<Phase>,
+    ) -> Option<Session> {
         let first_user = pool.cfg.users.first()?;
         let probe_login = login_for(&pool, first_user, false);
         let facts = match pool.facts(&probe_login).await {
@@ -110,8 +131,21 @@ impl Session {
                 return None;
             }
         };
-        let host = peer.addr.rsplit_once(':').map_or(peer.addr.as_str(), |(h, _)| h).to_string();
-        let hello = match frontend::handshake(reader, writer, &pool.cfg.users, &facts, peer.id as u32, &host).await {
+        let host = peer
+            .addr
+            .rsplit_once(':')
+            .map_or(peer.addr.as_str(), |(h, _)| h)
+            .to_string();
+        let hello = match frontend::handshake(
+            reader,
+            writer,
+            &pool.cfg.users,
+            &facts,
+            peer.id as u32,
+            &host,
+        )
+        .await
+        {
             Ok(h) => h,
             Err(HandshakeError::Refused(err)) => {
                 tracing::info!(pool = %pool.cfg.name, client = peer.id, addr = %peer.addr, error = %err.message, "client refused");
@@ -124,7 +158,10 @@ impl Session {
         let found_rows = hello.caps.contains(CLIENT_FOUND_ROWS);
         let login = login_for(&pool, &hello.user, found_rows);
         let mut session = Session {
-            key: ConnKey { user: login.user.clone(), found_rows },
+            key: ConnKey {
+                user: login.user.clone(),
+                found_rows,
+            },
             login,
             caps: hello.caps,
             state: ClientState {
@@ -150,7 +187,10 @@ impl Session {
                 return None;
             }
         }
-        let ok = OkPacket { status: session.state.status, ..OkPacket::default() };
+        let ok = OkPacket {
+            status: session.state.status,
+            ..OkPacket::default()
+        };
         let caps = session.caps;
         writer.send_with(|o| ok.encode(o, caps)).await.ok()?;
         writer.flush().await.ok()?;
@@ -183,7 +223,8 @@ impl Session {
                 Ok(p) => p,
                 Err(IoError::Closed) => return "client closed the connection".into(),
                 Err(e) => {
-                    let err = ErrPacket::new(1105, b"08S01", format!("tidepool: malformed packet: {e}"));
+                    let err =
+                        ErrPacket::new(1105, b"08S01", format!("tidepool: malformed packet: {e}"));
                     let _ = send_err(writer, &err, 0).await;
                     return format!("malformed input from client: {e}");
                 }
@@ -201,7 +242,8 @@ impl Session {
         let command = match decoded {
             Ok(c) => c,
             Err(e) => {
-                let err = ErrPacket::new(1047, b"08S01", format!("tidepool: malformed command: {e}"));
+                let err =
+                    ErrPacket::new(1047, b"08S01", format!("tidepool: malformed command: {e}"));
                 let _ = send_err(writer, &err, writer.seq).await;
                 return Flow::Close(format!("malformed command: {e}"));
             }
@@ -215,26 +257,45 @@ impl Session {
                     // Nothing to end (SQLAlchemy sends ROLLBACK on every return to its pool).
                     return self.ok(writer).await;
                 }
+                if self.held.is_none()
+                    && let Some((counter, name)) = counters::counter_read(sql)
+                {
+                    return self.answer_counter(writer, counter, &name).await;
+                }
                 if is_load_local(sql) && !self.caps.contains(CLIENT_LOCAL_FILES) {
-                    let err = ErrPacket::new(1148, b"42000", "The used command is not allowed because the client did not enable LOCAL INFILE");
+                    let err = ErrPacket::new(
+                        1148,
+                        b"42000",
+                        "The used command is not allowed because the client did not enable LOCAL INFILE",
+                    );
                     return self.err(writer, err).await;
                 }
-                self.forward(packet, cmd::COM_QUERY, Some(scan), reader, writer).await
+                self.forward(packet, cmd::COM_QUERY, Some(scan), reader, writer)
+                    .await
             }
-            ClientCommand::InitDb(_) | ClientCommand::FieldList { .. } | ClientCommand::Statistics => {
+            ClientCommand::InitDb(_)
+            | ClientCommand::FieldList { .. }
+            | ClientCommand::Statistics => {
                 let c = packet.payload[0];
                 self.forward(packet, c, None, reader, writer).await
             }
             ClientCommand::StmtPrepare(_) => {
                 // Statement ids belong to one upstream connection: the client stays on it.
                 self.state.pins.insert(PinReason::PreparedStatement);
-                self.forward(packet, cmd::COM_STMT_PREPARE, None, reader, writer).await
+                self.forward(packet, cmd::COM_STMT_PREPARE, None, reader, writer)
+                    .await
             }
             ClientCommand::StmtExecute { stmt_id, .. }
             | ClientCommand::StmtFetch { stmt_id, .. }
             | ClientCommand::StmtReset(stmt_id) => {
                 if !self.state.pins.contains(&PinReason::PreparedStatement) {
-                    let err = ErrPacket::new(1243, b"HY000", format!("Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute"));
+                    let err = ErrPacket::new(
+                        1243,
+                        b"HY000",
+                        format!(
+                            "Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute"
+                        ),
+                    );
                     return self.err(writer, err).await;
                 }
                 let c = packet.payload[0];
@@ -250,26 +311,55 @@ impl Session {
             }
             ClientCommand::ResetConnection => self.reset_connection(writer).await,
             ClientCommand::SetOption(option) => {
-                self.state.replay.multi_statements = option == cmd::MYSQL_OPTION_MULTI_STATEMENTS_ON;
+                self.state.replay.multi_statements =
+                    option == cmd::MYSQL_OPTION_MULTI_STATEMENTS_ON;
                 let status = self.state.local_status();
                 let caps = self.caps;
                 let sent = if caps.contains(CLIENT_DEPRECATE_EOF) {
-                    writer.send_with(|o| OkPacket { status, ..OkPacket::default() }.encode_as_eof(o, caps)).await
+                    writer
+                        .send_with(|o| {
+                            OkPacket {
+                                status,
+                                ..OkPacket::default()
+                            }
+                            .encode_as_eof(o, caps)
+                        })
+                        .await
                 } else {
-                    writer.send_with(|o| EofPacket { warnings: 0, status }.encode(o, caps)).await
+                    writer
+                        .send_with(|o| {
+                            EofPacket {
+                                warnings: 0,
+                                status,
+                            }
+                            .encode(o, caps)
+                        })
+                        .await
                 };
                 flow(sent.and(writer.flush().await))
             }
             ClientCommand::ChangeUser { .. } => {
-                let err = ErrPacket::new(1105, b"HY000", "tidepool: COM_CHANGE_USER is not supported through the proxy; connect again as the other user");
+                let err = ErrPacket::new(
+                    1105,
+                    b"HY000",
+                    "tidepool: COM_CHANGE_USER is not supported through the proxy; connect again as the other user",
+                );
                 self.err(writer, err).await
             }
             ClientCommand::ProcessKill(_) => {
-                let err = ErrPacket::new(1105, b"HY000", "tidepool: COM_PROCESS_KILL is not supported through the proxy; use the admin socket's kill");
+                let err = ErrPacket::new(
+                    1105,
+                    b"HY000",
+                    "tidepool: COM_PROCESS_KILL is not supported through the proxy; use the admin socket's kill",
+                );
                 self.err(writer, err).await
             }
             ClientCommand::Other { command, .. } => {
-                let err = ErrPacket::new(1047, b"08S01", format!("tidepool: command 0x{command:02x} is not supported through the proxy"));
+                let err = ErrPacket::new(
+                    1047,
+                    b"08S01",
+                    format!("tidepool: command 0x{command:02x} is not supported through the proxy"),
+                );
                 self.err(writer, err).await
             }
         }
@@ -280,12 +370,18 @@ impl Session {
         if let Some(mut held) = self.held.take() {
             match held.conn().reset().await {
                 Ok(()) => self.pool.put(held),
-                Err(e) => tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "reset failed; upstream connection closed"),
+                Err(e) => {
+                    tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "reset failed; upstream connection closed")
+                }
             }
         }
         let schema = self.state.replay.schema.take();
         let multi = self.state.replay.multi_statements;
-        self.state.replay = Replayable { schema, multi_statements: multi, ..Replayable::default() };
+        self.state.replay = Replayable {
+            schema,
+            multi_statements: multi,
+            ..Replayable::default()
+        };
         self.state.pins.clear();
         self.state.in_trans = false;
         self.state.last_insert_id = 0;
@@ -293,16 +389,27 @@ impl Session {
     }
 
     async fn check_schema(&mut self) -> Result<(), ErrPacket> {
-        let mut checkout = self.pool.acquire(&self.key, &self.login, &self.state.replay).await.map_err(|e| acquire_err(&e))?;
+        let mut checkout = self
+            .pool
+            .acquire(&self.key, &self.login, &self.state.replay)
+            .await
+            .map_err(|e| acquire_err(&e))?;
         let replay = super::state::replay(&self.state.replay, &checkout.get().state, None);
         match checkout.conn().apply(replay).await {
             Ok(changes) => {
-                let _ = super::state::apply_changes(&changes, &mut self.state.replay, &mut Replayable::default());
+                let _ = super::state::apply_changes(
+                    &changes,
+                    &mut self.state.replay,
+                    &mut Replayable::default(),
+                );
                 self.pool.put(checkout);
                 Ok(())
             }
             Err(e) => {
-                let err = e.upstream_err().cloned().unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")));
+                let err = e
+                    .upstream_err()
+                    .cloned()
+                    .unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")));
                 self.pool.put(checkout);
                 Err(err)
             }
@@ -310,13 +417,18 @@ impl Session {
     }
 
     async fn ok(&mut self, writer: &mut Writer) -> Flow {
-        let ok = OkPacket { status: self.state.local_status(), ..OkPacket::default() };
+        let ok = OkPacket {
+            status: self.state.local_status(),
+            ..OkPacket::default()
+        };
         let caps = self.caps;
-        flow(async {
-            writer.send_with(|o| ok.encode(o, caps)).await?;
-            writer.flush().await
-        }
-        .await)
+        flow(
+            async {
+                writer.send_with(|o| ok.encode(o, caps)).await?;
+                writer.flush().await
+            }
+            .await,
+        )
     }
 
     async fn err(&mut self, writer: &mut Writer, err: ErrPacket) -> Flow {
@@ -327,7 +439,9 @@ impl Session {
     /// Gives back a held upstream when the client leaves: reset if it holds pinned state,
     /// rolled back if a transaction is open; closed if that fails.
     async fn release_held(&mut self) {
-        let Some(mut held) = self.held.take() else { return };
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
         let conn = held.conn();
         let cleaned = if !self.state.pins.is_empty() || self.pool.cfg.mode == PoolMode::Session {
             conn.reset().await
@@ -338,7 +452,9 @@ impl Session {
         };
         match cleaned {
             Ok(()) => self.pool.put(held),
-            Err(e) => tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "could not clean the upstream connection; closed it"),
+            Err(e) => {
+                tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "could not clean the upstream connection; closed it")
+            }
         }
     }
 }
@@ -362,19 +478,28 @@ fn login_for(pool: &MysqlPool, user: &crate::config::UserConfig, found_rows: boo
 
 async fn send_err(writer: &mut Writer, err: &ErrPacket, seq: u8) -> Result<(), IoError> {
     writer.seq = seq;
-    writer.send_with(|o| err.encode(o, Capabilities::from_parts(CLIENT_PROTOCOL_41 as u32, 0))).await?;
+    writer
+        .send_with(|o| err.encode(o, Capabilities::from_parts(CLIENT_PROTOCOL_41 as u32, 0)))
+        .await?;
     writer.flush().await
 }
 
 /// What a client is told when it cannot get an upstream connection.
 fn acquire_err(e: &AcquireError) -> ErrPacket {
     match e {
-        AcquireError::Exhausted { .. } => ErrPacket::new(1040, b"08004", format!("Too many connections: tidepool: {e}")),
-        AcquireError::Unavailable { .. } => ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")),
+        AcquireError::Exhausted { .. } => ErrPacket::new(
+            1040,
+            b"08004",
+            format!("Too many connections: tidepool: {e}"),
+        ),
+        AcquireError::Unavailable { .. } => {
+            ErrPacket::new(1105, b"HY000", format!("tidepool: {e}"))
+        }
     }
 }
 
 fn is_load_local(sql: &[u8]) -> bool {
     use super::protocol::sqlscan;
-    sqlscan::first_keyword(sql).as_deref() == Some("LOAD") && sqlscan::mentions_keyword(sql, "LOCAL")
+    sqlscan::first_keyword(sql).as_deref() == Some("LOAD")
+        && sqlscan::mentions_keyword(sql, "LOCAL")
 }

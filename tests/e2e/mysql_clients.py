@@ -238,9 +238,31 @@ def last_insert_id(args):
     print("ok last_insert_id")
 
 
+def counters(args):
+    """ROW_COUNT() and FOUND_ROWS() are each client's own, though its statements move between
+    upstream connections that other clients use in between."""
+    n = int(args[0])
+
+    def client(i):
+        c = connect(DRIVERS[i % 3], autocommit=True)
+        cur = c.cursor()
+        for k in range(1, 6):
+            cur.execute("INSERT INTO ids (who) VALUES " + ", ".join(["(%s)"] * k), [f"rc{i}"] * k)
+            cur.execute("SELECT ROW_COUNT()")
+            assert cur.fetchone()[0] == k, f"client {i}: ROW_COUNT() after inserting {k} rows"
+            cur.execute("SELECT id FROM ids WHERE who = %s LIMIT %s", (f"rc{i}", k))
+            assert len(cur.fetchall()) == k
+            cur.execute("SELECT FOUND_ROWS() AS found")
+            assert cur.fetchone()[0] == k, f"client {i}: FOUND_ROWS() after a {k}-row SELECT"
+        c.close()
+
+    must(run_threads(n, client))
+    print("ok counters")
+
+
 SCENARIOS = {
     f.__name__: f
-    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id)
+    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id, counters)
 }
 
 if __name__ == "__main__":

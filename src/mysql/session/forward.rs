@@ -13,11 +13,22 @@ use super::{Flow, Reader, Session, Writer, acquire_err, send_err};
 use crate::config::PoolMode;
 
 impl Session {
-    pub(super) async fn forward(&mut self, packet: Packet, command: u8, scan: Option<StatementScan>, reader: &mut Reader, writer: &mut Writer) -> Flow {
+    pub(super) async fn forward(
+        &mut self,
+        packet: Packet,
+        command: u8,
+        scan: Option<StatementScan>,
+        reader: &mut Reader,
+        writer: &mut Writer,
+    ) -> Flow {
         let client_seq = writer.seq;
         let mut checkout = match self.held.take() {
             Some(c) => c,
-            None => match self.pool.acquire(&self.key, &self.login, &self.state.replay).await {
+            None => match self
+                .pool
+                .acquire(&self.key, &self.login, &self.state.replay)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "no upstream connection for client");
@@ -26,15 +37,25 @@ impl Session {
             },
         };
         let reads_id = scan.as_ref().is_some_and(|s| s.reads_last_insert_id);
-        let replay = state::replay(&self.state.replay, &checkout.get().state, reads_id.then_some(self.state.last_insert_id));
+        let replay = state::replay(
+            &self.state.replay,
+            &checkout.get().state,
+            reads_id.then_some(self.state.last_insert_id),
+        );
         if !replay.is_empty() {
             match checkout.conn().apply(replay).await {
                 Ok(changes) => {
                     // The server's own spelling of what was replayed, so the next diff is empty.
-                    let _ = state::apply_changes(&changes, &mut self.state.replay, &mut Default::default());
+                    let _ = state::apply_changes(
+                        &changes,
+                        &mut self.state.replay,
+                        &mut Default::default(),
+                    );
                 }
                 Err(e) => {
-                    let err = e.upstream_err().cloned().unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")));
+                    let err = e.upstream_err().cloned().unwrap_or_else(|| {
+                        ErrPacket::new(1105, b"HY000", format!("tidepool: {e}"))
+                    });
                     tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "replaying session state failed");
                     self.give_back(checkout);
                     return self.err(writer, err).await;
@@ -55,7 +76,11 @@ impl Session {
         let result = relay::relay(checkout.conn(), &mut client, command).await;
         self.state.status = client.status;
         match result {
-            Ok(end) => self.after_response(checkout, scan.unwrap_or_default(), end).await,
+            Ok(relayed) => {
+                self.count(command, &relayed);
+                self.after_response(checkout, scan.unwrap_or_default(), relayed.end)
+                    .await
+            }
             Err(RelayError::Client(e)) => {
                 drop(checkout);
                 Flow::Close(format!("client socket: {e}"))
@@ -69,10 +94,18 @@ impl Session {
 
     /// Sends the command packet, and any continuation packets of a command of 16 MiB or more
     /// straight from the client, never holding it whole.
-    async fn send_command(&mut self, checkout: &mut Checkout, first: &Packet, reader: &mut Reader) -> Result<(), String> {
+    async fn send_command(
+        &mut self,
+        checkout: &mut Checkout,
+        first: &Packet,
+        reader: &mut Reader,
+    ) -> Result<(), String> {
         let conn = checkout.conn();
         conn.writer.seq = 0;
-        conn.writer.send(&first.payload).await.map_err(|e| conn.io(e).to_string())?;
+        conn.writer
+            .send(&first.payload)
+            .await
+            .map_err(|e| conn.io(e).to_string())?;
         let mut continued = first.is_continued();
         let mut total = first.payload.len();
         while continued {
@@ -80,12 +113,21 @@ impl Session {
             total += next.payload.len();
             if total > self.pool.cfg.max_command_bytes {
                 conn.broken = true;
-                return Err(format!("command exceeds max_command_bytes ({})", self.pool.cfg.max_command_bytes));
+                return Err(format!(
+                    "command exceeds max_command_bytes ({})",
+                    self.pool.cfg.max_command_bytes
+                ));
             }
             continued = next.is_continued();
-            conn.writer.send(&next.payload).await.map_err(|e| conn.io(e).to_string())?;
+            conn.writer
+                .send(&next.payload)
+                .await
+                .map_err(|e| conn.io(e).to_string())?;
         }
-        conn.writer.flush().await.map_err(|e| conn.io(e).to_string())
+        conn.writer
+            .flush()
+            .await
+            .map_err(|e| conn.io(e).to_string())
     }
 
     /// The upstream connection failed under a command. The client gets an error if nothing of
@@ -95,7 +137,11 @@ impl Session {
         tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %cause, "upstream connection lost under a command");
         let lost_state = self.state.in_trans || !self.state.pins.is_empty();
         if !relayed {
-            let err = ErrPacket::new(2013, b"HY000", format!("tidepool: lost connection to the upstream during the command: {cause}"));
+            let err = ErrPacket::new(
+                2013,
+                b"HY000",
+                format!("tidepool: lost connection to the upstream during the command: {cause}"),
+            );
             let seq = writer.seq;
             let _ = send_err(writer, &err, seq).await;
         }
@@ -107,12 +153,21 @@ impl Session {
 
     /// Updates the client's state from a complete response and keeps or gives back the
     /// connection.
-    async fn after_response(&mut self, mut checkout: Checkout, scan: StatementScan, end: ResponseEnd) -> Flow {
+    async fn after_response(
+        &mut self,
+        mut checkout: Checkout,
+        scan: StatementScan,
+        end: ResponseEnd,
+    ) -> Flow {
         if let Some(id) = end.insert_id {
             self.state.last_insert_id = id;
         }
         let conn = checkout.conn();
-        if let Some(pin) = state::apply_changes(&end.session_state_changes, &mut self.state.replay, &mut conn.state) {
+        if let Some(pin) = state::apply_changes(
+            &end.session_state_changes,
+            &mut self.state.replay,
+            &mut conn.state,
+        ) {
             self.state.pins.insert(pin);
         }
         self.state.pins.extend(scan.pins.iter().copied());
@@ -128,13 +183,32 @@ impl Session {
             },
             None => self.state.in_trans,
         };
-        let keep = self.state.in_trans || !self.state.pins.is_empty() || self.pool.cfg.mode == PoolMode::Session;
+        let keep = self.state.in_trans
+            || !self.state.pins.is_empty()
+            || self.pool.cfg.mode == PoolMode::Session;
         if keep && !checkout.get().broken {
             self.held = Some(checkout);
         } else {
             self.give_back(checkout);
         }
         Flow::Continue
+    }
+
+    /// The client's own `ROW_COUNT()` / `FOUND_ROWS()` after a statement.
+    fn count(&mut self, command: u8, relayed: &relay::Relayed) {
+        use super::super::protocol::command::{COM_QUERY, COM_STMT_EXECUTE};
+        if command != COM_QUERY && command != COM_STMT_EXECUTE {
+            return;
+        }
+        match (&relayed.end.error, relayed.rows, relayed.end.ok) {
+            (Some(_), _, _) => self.state.row_count = -1,
+            (None, Some(rows), _) => {
+                self.state.found_rows = rows;
+                self.state.row_count = -1;
+            }
+            (None, None, Some(ok)) => self.state.row_count = ok.affected_rows as i64,
+            (None, None, None) => {}
+        }
     }
 
     fn give_back(&mut self, checkout: Checkout) {
