@@ -175,6 +175,10 @@ impl Writer {
             let Some(first) = first else {
                 break "lane closed".into();
             };
+            // Let the other sessions woken by the same poll queue their batches first: one
+            // write then carries many clients' commands (at -P 1 this took the upstream writes
+            // from one per command to a few per poll cycle).
+            tokio::task::yield_now().await;
             let mut next = Some(first);
             while let Some(batch) = next.take() {
                 if let Err(batch) = self.queue(batch, &mut out) {
