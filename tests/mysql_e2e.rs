@@ -16,7 +16,7 @@ use support::{
 
 fn mysql_toml(upstream: std::net::SocketAddr, extra: &str) -> String {
     format!(
-        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"db\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n  [[pool.users]]\n  user = \"{MYSQL_USER}\"\n  password = \"{MYSQL_PASSWORD}\"\n"
+        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"db\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n  [[pool.users]]\n  user = \"{MYSQL_USER}\"\n  password = \"{MYSQL_PASSWORD}\"\n  [[pool.users]]\n  user = \"reporter\"\n  password = \"reporter-secret\"\n  upstream_user = \"{MYSQL_USER}\"\n  upstream_password = \"{MYSQL_PASSWORD}\"\n"
     )
 }
 
@@ -132,6 +132,14 @@ fn temporary_tables_locks_and_uncommitted_rows_stay_with_their_client() {
     let proxy = TestProxy::start(&mysql_toml(db.addr(), "max_upstream = 3"));
     let port = proxy.addr("db").port();
     let _ = passes(port, "setup", &[]) && passes(port, "temp_tables_locks_visibility", &[]);
+}
+
+#[test]
+fn change_user_starts_a_fresh_session_as_another_configured_user() {
+    let db = MariaDb::shared();
+    let proxy = TestProxy::start(&mysql_toml(db.addr(), "max_upstream = 2"));
+    let port = proxy.addr("db").port();
+    let _ = passes(port, "setup", &[]) && passes(port, "change_user", &[]);
 }
 
 #[test]

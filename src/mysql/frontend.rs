@@ -9,7 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::io::{IoError, PacketReader, PacketWriter};
 use super::protocol::auth::{self, CACHING_SHA2_PASSWORD, MYSQL_NATIVE_PASSWORD};
 use super::protocol::capabilities::*;
-use super::protocol::handshake::{AuthMoreData, AuthSwitchRequest, HandshakeResponse41, HandshakeV10, SslRequest};
+use super::protocol::handshake::{
+    AuthMoreData, AuthSwitchRequest, HandshakeResponse41, HandshakeV10, SslRequest,
+};
 use super::protocol::response::ErrPacket;
 use super::upstream::ServerFacts;
 use crate::config::UserConfig;
@@ -41,6 +43,8 @@ pub struct Hello {
     pub user: UserConfig,
     pub database: Option<String>,
     pub charset: u8,
+    /// The nonce of this connection's handshake (`COM_CHANGE_USER` scrambles with it too).
+    pub nonce: [u8; auth::NONCE_LEN],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +89,11 @@ where
     };
     writer.seq = 2;
     let password = user.password.expose().as_bytes();
-    let verified = match response.auth_plugin.as_deref().unwrap_or(MYSQL_NATIVE_PASSWORD) {
+    let verified = match response
+        .auth_plugin
+        .as_deref()
+        .unwrap_or(MYSQL_NATIVE_PASSWORD)
+    {
         MYSQL_NATIVE_PASSWORD => verify_native(password, &nonce, &response.auth_response),
         CACHING_SHA2_PASSWORD => {
             let ok = if password.is_empty() {
@@ -94,7 +102,14 @@ where
                 auth::sha2_verify(password, &nonce, &response.auth_response)
             };
             if ok {
-                writer.send_with(|o| AuthMoreData { data: vec![auth::CACHING_SHA2_FAST_AUTH_SUCCESS] }.encode(o)).await?;
+                writer
+                    .send_with(|o| {
+                        AuthMoreData {
+                            data: vec![auth::CACHING_SHA2_FAST_AUTH_SUCCESS],
+                        }
+                        .encode(o)
+                    })
+                    .await?;
             }
             ok
         }
@@ -106,12 +121,89 @@ where
     Ok(Hello {
         caps,
         user: user.clone(),
-        database: response.database.filter(|d| !d.is_empty() && caps.contains(CLIENT_CONNECT_WITH_DB)),
+        database: response
+            .database
+            .filter(|d| !d.is_empty() && caps.contains(CLIENT_CONNECT_WITH_DB)),
         charset: response.charset,
+        nonce,
     })
 }
 
-async fn greet<W: AsyncWrite + Unpin>(writer: &mut PacketWriter<W>, facts: &ServerFacts, connection_id: u32, nonce: [u8; auth::NONCE_LEN]) -> Result<(), IoError> {
+/// A `COM_CHANGE_USER` request, authenticated: the new user, schema and charset.
+#[derive(Debug)]
+pub struct ChangeUser {
+    pub user: UserConfig,
+    pub database: Option<String>,
+    pub charset: Option<u8>,
+}
+
+/// Reads and verifies `COM_CHANGE_USER` (`payload` includes the command byte) against the
+/// pool's users, with the connection's handshake nonce.
+pub fn change_user(
+    payload: &[u8],
+    caps: Capabilities,
+    users: &[UserConfig],
+    nonce: &[u8],
+    client_host: &str,
+) -> Result<ChangeUser, ErrPacket> {
+    use super::protocol::packet::Reader;
+    let bad = |_| ErrPacket::new(1047, b"08S01", "tidepool: malformed COM_CHANGE_USER");
+    let mut r = Reader::new(payload.get(1..).unwrap_or_default());
+    let name = String::from_utf8_lossy(r.nul_bytes("user").map_err(bad)?).into_owned();
+    let response = if caps.contains(CLIENT_SECURE_CONNECTION) {
+        let len = r.u8("auth length").map_err(bad)?;
+        r.bytes(usize::from(len), "auth response")
+            .map_err(bad)?
+            .to_vec()
+    } else {
+        r.nul_bytes("auth response").map_err(bad)?.to_vec()
+    };
+    let database = String::from_utf8_lossy(r.nul_or_rest()).into_owned();
+    let charset = if r.remaining() >= 2 {
+        r.u16("charset").ok().map(|c| c as u8)
+    } else {
+        None
+    };
+    let plugin = if caps.contains(CLIENT_PLUGIN_AUTH) && !r.is_empty() {
+        String::from_utf8_lossy(r.nul_or_rest()).into_owned()
+    } else {
+        MYSQL_NATIVE_PASSWORD.to_string()
+    };
+    let denied = ErrPacket::new(
+        1045,
+        b"28000",
+        format!(
+            "Access denied for user '{name}'@'{client_host}' (using password: {})",
+            if response.is_empty() { "NO" } else { "YES" }
+        ),
+    );
+    let user = users
+        .iter()
+        .find(|u| u.user == name)
+        .ok_or_else(|| denied.clone())?;
+    let password = user.password.expose().as_bytes();
+    let verified = match plugin.as_str() {
+        CACHING_SHA2_PASSWORD if !password.is_empty() => {
+            auth::sha2_verify(password, nonce, &response)
+        }
+        _ => verify_native(password, nonce, &response),
+    };
+    if !verified {
+        return Err(denied);
+    }
+    Ok(ChangeUser {
+        user: user.clone(),
+        database: (!database.is_empty()).then_some(database),
+        charset,
+    })
+}
+
+async fn greet<W: AsyncWrite + Unpin>(
+    writer: &mut PacketWriter<W>,
+    facts: &ServerFacts,
+    connection_id: u32,
+    nonce: [u8; auth::NONCE_LEN],
+) -> Result<(), IoError> {
     let greeting = HandshakeV10 {
         server_version: facts.version.clone(),
         connection_id,
@@ -126,9 +218,17 @@ async fn greet<W: AsyncWrite + Unpin>(writer: &mut PacketWriter<W>, facts: &Serv
     writer.flush().await
 }
 
-async fn read_response<R: AsyncRead + Unpin>(reader: &mut PacketReader<R>) -> Result<HandshakeResponse41, HandshakeError> {
+async fn read_response<R: AsyncRead + Unpin>(
+    reader: &mut PacketReader<R>,
+) -> Result<HandshakeResponse41, HandshakeError> {
     let packet = reader.read().await?;
-    let bad = |why: &str| HandshakeError::Refused(ErrPacket::new(1043, b"08S01", format!("Bad handshake: {why}")));
+    let bad = |why: &str| {
+        HandshakeError::Refused(ErrPacket::new(
+            1043,
+            b"08S01",
+            format!("Bad handshake: {why}"),
+        ))
+    };
     if SslRequest::is_ssl_request(&packet.payload) {
         return Err(bad("TLS was not offered"));
     }
@@ -145,7 +245,12 @@ fn verify_native(password: &[u8], nonce: &[u8], response: &[u8]) -> bool {
 
 /// The client answered with a plugin the proxy does not verify: ask for
 /// `mysql_native_password` instead (the client's libraries all have it).
-async fn switch_to_native<R, W>(reader: &mut PacketReader<R>, writer: &mut PacketWriter<W>, password: &[u8], nonce: &[u8]) -> Result<bool, HandshakeError>
+async fn switch_to_native<R, W>(
+    reader: &mut PacketReader<R>,
+    writer: &mut PacketWriter<W>,
+    password: &[u8],
+    nonce: &[u8],
+) -> Result<bool, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

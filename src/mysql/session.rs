@@ -103,6 +103,7 @@ pub(crate) struct Session {
     state: ClientState,
     held: Option<Checkout>,
     phase: watch::Receiver<Phase>,
+    nonce: [u8; super::protocol::auth::NONCE_LEN],
 }
 
 type Reader = PacketReader<ClientReader>;
@@ -131,11 +132,7 @@ impl Session {
                 return None;
             }
         };
-        let host = peer
-            .addr
-            .rsplit_once(':')
-            .map_or(peer.addr.as_str(), |(h, _)| h)
-            .to_string();
+        let host = client_host(&peer);
         let hello = match frontend::handshake(
             reader,
             writer,
@@ -173,6 +170,7 @@ impl Session {
             pool,
             peer,
             phase,
+            nonce: hello.nonce,
         };
         session.state.replay.multi_statements = hello.caps.contains(CLIENT_MULTI_STATEMENTS);
         if let Some(vars) = super::charset::names(hello.charset) {
@@ -338,14 +336,7 @@ impl Session {
                 };
                 flow(sent.and(writer.flush().await))
             }
-            ClientCommand::ChangeUser { .. } => {
-                let err = ErrPacket::new(
-                    1105,
-                    b"HY000",
-                    "tidepool: COM_CHANGE_USER is not supported through the proxy; connect again as the other user",
-                );
-                self.err(writer, err).await
-            }
+            ClientCommand::ChangeUser { .. } => self.change_user(&packet.payload, writer).await,
             ClientCommand::ProcessKill(_) => {
                 let err = ErrPacket::new(
                     1105,
@@ -363,6 +354,52 @@ impl Session {
                 self.err(writer, err).await
             }
         }
+    }
+
+    /// `COM_CHANGE_USER`: authenticate as another configured user and start a fresh session
+    /// (the old one's upstream is reset and given back). A refusal closes the connection, as
+    /// the server does.
+    async fn change_user(&mut self, payload: &[u8], writer: &mut Writer) -> Flow {
+        let host = client_host(&self.peer);
+        let change = match frontend::change_user(
+            payload,
+            self.caps,
+            &self.pool.cfg.users,
+            &self.nonce,
+            &host,
+        ) {
+            Ok(c) => c,
+            Err(err) => {
+                let _ = self.err(writer, err.clone()).await;
+                return Flow::Close(format!("COM_CHANGE_USER refused: {}", err.message));
+            }
+        };
+        self.release_held().await;
+        let found_rows = self.key.found_rows;
+        self.login = login_for(&self.pool, &change.user, found_rows);
+        self.key = ConnKey {
+            user: self.login.user.clone(),
+            found_rows,
+        };
+        let multi_statements = self.state.replay.multi_statements;
+        self.state = ClientState {
+            status: self.state.status,
+            default_autocommit: self.state.default_autocommit,
+            ..ClientState::default()
+        };
+        self.state.replay.multi_statements = multi_statements;
+        if let Some(vars) = change.charset.and_then(super::charset::names) {
+            self.state.replay.vars.extend(vars);
+        }
+        if let Some(db) = change.database {
+            self.state.replay.schema = Some(db);
+            if let Err(err) = self.check_schema().await {
+                let _ = self.err(writer, err.clone()).await;
+                return Flow::Close(format!("COM_CHANGE_USER: {}", err.message));
+            }
+        }
+        tracing::debug!(pool = %self.pool.cfg.name, client = self.peer.id, user = %self.login.user, "client changed user");
+        self.ok(writer).await
     }
 
     /// `COM_RESET_CONNECTION`: the client's session starts over (its schema stays).
@@ -463,6 +500,14 @@ fn flow(r: Result<(), IoError>) -> Flow {
     match r {
         Ok(()) => Flow::Continue,
         Err(e) => Flow::Close(format!("client socket: {e}")),
+    }
+}
+
+/// The client's host as MySQL names it in errors (`'app'@'127.0.0.1'`).
+fn client_host(peer: &Peer) -> String {
+    match peer.addr.rsplit_once(':') {
+        Some((host, _)) => host.trim_matches(['[', ']']).to_string(),
+        None => "localhost".to_string(),
     }
 }
 

@@ -260,9 +260,33 @@ def counters(args):
     print("ok counters")
 
 
+def change_user(_args):
+    """COM_CHANGE_USER: another configured user, a fresh session (nothing of the old one)."""
+    c = connect("mysqldb")
+    cur = c.cursor()
+    cur.execute("SET @x = 7")
+    cur.execute("SET time_zone = '+03:00'")
+    cur.execute("CREATE TEMPORARY TABLE gone (v INT)")
+    c.change_user("reporter", "reporter-secret", "tidepool_s1")
+    cur = c.cursor()
+    cur.execute("SELECT @x, @@time_zone = @@global.time_zone, DATABASE()")
+    assert cur.fetchone() == (None, 1, "tidepool_s1")
+    try:
+        cur.execute("SELECT * FROM tidepool_test.gone")
+        raise AssertionError("the old session's temporary table survived COM_CHANGE_USER")
+    except MySQLdb.ProgrammingError as e:
+        assert e.args[0] == 1146, e
+    try:
+        c.change_user("reporter", "wrong", "tidepool_test")
+        raise AssertionError("a wrong password was accepted")
+    except MySQLdb.OperationalError as e:
+        assert e.args[0] == 1045, e
+    print("ok change_user")
+
+
 SCENARIOS = {
     f.__name__: f
-    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id, counters)
+    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id, counters, change_user)
 }
 
 if __name__ == "__main__":
