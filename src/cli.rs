@@ -89,7 +89,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(cfg)) {
+            match rt.block_on(run(cfg, config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -136,8 +136,21 @@ fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
-async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
-    let proxy = Proxy::start(cfg).await?;
+async fn run(cfg: Arc<Config>, path: PathBuf) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed before anything can answer, so an early SIGHUP never takes the default action
+    // (terminating the process).
+    let hup = signal(SignalKind::hangup());
+    let proxy = Proxy::start_with(cfg, Some(path)).await?;
+    match (hup, proxy.reloader()) {
+        (Ok(hup), Some(reload)) => {
+            tokio::spawn(reload_on_sighup(hup, reload));
+        }
+        (Err(e), _) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler; reload with `tidepool admin reload`")
+        }
+        (Ok(_), None) => {}
+    }
     let stopper = proxy.stopper();
     tokio::spawn(async move {
         let kind = wait_for_stop_signal().await;
@@ -145,6 +158,14 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
     });
     proxy.wait().await;
     Ok(())
+}
+
+/// SIGHUP: the same reload as the admin command (it logs the outcome itself).
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reload: crate::admin::ReloadFn) {
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        let _ = reload().await;
+    }
 }
 
 async fn wait_for_stop_signal() -> StopKind {

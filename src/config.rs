@@ -2,6 +2,7 @@
 //! `Config`, and shared as `Arc<Config>`. `tidepool check` and `tidepool run` use the same
 //! `load`, so a file that checks is a file that runs.
 
+pub mod diff;
 mod raw;
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,13 @@ impl RedisPool {
         pool
     }
 
+    /// Reload: a smaller bound takes effect as lanes go idle (the reaper closes the excess),
+    /// a larger one at the next lane choice.
+    pub fn set_max_upstream(&self, n: usize) {
+        self.max_upstream.store(n, Ordering::Relaxed);
+        self.lane_changed.notify_waiters();
+    }
+
     pub fn max_upstream(&self) -> usize {
         self.max_upstream.load(Ordering::Relaxed)
     }
@@ -250,10 +257,15 @@ impl RedisPool {
     fn reap(&self) {
         let now = Instant::now();
         let mut set = self.lock();
+        let mut live = set.open.iter().filter(|l| !l.is_dead()).count();
         set.open.retain(|l| {
             let idle = now.duration_since(l.idle_since()) >= self.cfg.upstream_idle_timeout;
             let old = now.duration_since(l.created) >= self.cfg.upstream_max_lifetime;
-            let keep = l.is_dead() || l.inflight() > 0 || !(idle || old);
+            let excess = live > self.max_upstream();
+            let keep = l.is_dead() || l.inflight() > 0 || !(idle || old || excess);
+            if !keep {
+                live -= 1;
+            }
             if !keep {
                 tracing::debug!(pool = %self.cfg.name, lane = l.id, idle, old, "closing lane");
                 l.close();

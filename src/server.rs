@@ -3,6 +3,7 @@
 //! the admin socket both call `Stopper::stop` — with a bounded drain.
 
 mod listener;
+mod reload;
 mod shutdown;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub struct Proxy {
     stopper: Stopper,
     tracker: TaskTracker,
     registry: Arc<Registry>,
+    reload: Option<crate::admin::ReloadFn>,
+    admin_socket: Option<std::path::PathBuf>,
     /// Stops the control thread (admin socket, sweeper) when the proxy is gone.
     _control: tokio_util::sync::DropGuard,
 }
@@ -64,11 +67,20 @@ impl Proxy {
     /// Binds every pool's listener and starts accepting. Returns once all listeners are bound,
     /// so a caller (or a test) can connect immediately.
     pub async fn start(config: Arc<Config>) -> Result<Proxy, StartError> {
+        Self::start_with(config, None).await
+    }
+
+    /// As `start`; `path` is the file `reload` (SIGHUP, the admin command) re-reads.
+    pub async fn start_with(
+        config: Arc<Config>,
+        path: Option<std::path::PathBuf>,
+    ) -> Result<Proxy, StartError> {
         let (stopper, phase) = shutdown::channel(config.drain.clone());
         let tracker = TaskTracker::new();
         let registry = Registry::new();
         let mut local_addrs = HashMap::new();
         let mut bound = Vec::new();
+        let mut engines = HashMap::new();
         for pool in &config.pools {
             let engine = Engine::build(pool, &registry)?;
             let listener = listener::bind(pool).await?;
@@ -76,6 +88,7 @@ impl Proxy {
                 local_addrs.insert(pool.name.clone(), addr);
             }
             tracing::info!(pool = %pool.name, protocol = %pool.protocol, listen = %listener.describe(), upstream = %pool.upstream, "listening");
+            engines.insert(pool.name.clone(), engine.clone());
             bound.push((listener, engine, pool.clone()));
         }
         for (listener, engine, pool) in bound {
@@ -89,12 +102,22 @@ impl Proxy {
             tracker.spawn(acceptor.run());
         }
         let control_stop = tokio_util::sync::CancellationToken::new();
+        let current = Arc::new(std::sync::Mutex::new(config.clone()));
+        let reload = path.map(|path| {
+            reload::Reloader {
+                path,
+                config: current.clone(),
+                engines,
+                registry: registry.clone(),
+            }
+            .into_fn()
+        });
         let control = crate::admin::Control {
             registry: registry.clone(),
             stopper: stopper.clone(),
-            config: Arc::new(std::sync::Mutex::new(config.clone())),
+            config: current,
             proxy_rt: tokio::runtime::Handle::current(),
-            reload: None,
+            reload: reload.clone(),
         };
         crate::admin::start(control, control_stop.clone()).map_err(StartError::Control)?;
         Ok(Proxy {
@@ -102,6 +125,8 @@ impl Proxy {
             stopper,
             tracker,
             registry,
+            reload,
+            admin_socket: config.admin.socket.clone(),
             _control: control_stop.drop_guard(),
         })
     }
@@ -116,6 +141,11 @@ impl Proxy {
         self.registry.clone()
     }
 
+    /// Re-reads the config file (what SIGHUP does); `None` without a file.
+    pub fn reloader(&self) -> Option<crate::admin::ReloadFn> {
+        self.reload.clone()
+    }
+
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
     }
@@ -126,6 +156,11 @@ impl Proxy {
         self.stopper.stopped().await;
         self.tracker.close();
         self.tracker.wait().await;
+        // Removed here, not only by the control thread: the process may exit before that
+        // thread sees the cancellation.
+        if let Some(path) = &self.admin_socket {
+            let _ = std::fs::remove_file(path);
+        }
         tracing::info!("stopped");
     }
 }

@@ -1,0 +1,140 @@
+//! What a reload changes: per pool, the keys that apply live (read per decision from the pool's
+//! live config) and the keys that need the pool rebuilt. A reload with a change that cannot
+//! apply live is refused, naming the keys, and the old configuration keeps running.
+
+use super::{Config, PoolConfig};
+
+/// Keys that a running pool picks up without dropping clients or connections.
+pub const LIVE_POOL_KEYS: &[&str] = &[
+    "max_upstream",
+    "client_idle_timeout",
+    "leak_threshold",
+    "idle_in_transaction_timeout",
+    "warn_utilization",
+    "critical_utilization",
+];
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Diff {
+    /// (pool, changed live keys) for pools that change only live keys.
+    pub live: Vec<(String, Vec<&'static str>)>,
+    /// What this build cannot change without a restart ("pool[sessions].listen", "admin.socket").
+    pub needs_restart: Vec<String>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.needs_restart.is_empty()
+    }
+}
+
+pub fn diff(old: &Config, new: &Config) -> Diff {
+    let mut d = Diff::default();
+    for (key, changed) in [
+        ("admin", old.admin != new.admin),
+        ("metrics", old.metrics != new.metrics),
+        ("log", old.log != new.log),
+        ("drain", old.drain != new.drain),
+    ] {
+        if changed {
+            d.needs_restart.push(key.to_string());
+        }
+    }
+    for p in &old.pools {
+        if new.pool(&p.name).is_none() {
+            d.needs_restart.push(format!("pool[{}] (removed)", p.name));
+        }
+    }
+    for n in &new.pools {
+        let Some(o) = old.pool(&n.name) else {
+            d.needs_restart.push(format!("pool[{}] (added)", n.name));
+            continue;
+        };
+        let (live, other) = changed_keys(o, n);
+        d.needs_restart
+            .extend(other.into_iter().map(|k| format!("pool[{}].{k}", n.name)));
+        if !live.is_empty() {
+            d.live.push((n.name.clone(), live));
+        }
+    }
+    d
+}
+
+/// The keys that differ, split into live ones and the rest.
+fn changed_keys(o: &PoolConfig, n: &PoolConfig) -> (Vec<&'static str>, Vec<String>) {
+    let (ov, nv) = match (toml::Value::try_from(o), toml::Value::try_from(n)) {
+        (Ok(toml::Value::Table(a)), Ok(toml::Value::Table(b))) => (a, b),
+        _ => return (Vec::new(), vec!["(unreadable)".into()]),
+    };
+    let mut keys: Vec<&String> = ov.keys().chain(nv.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut live = Vec::new();
+    let mut other = Vec::new();
+    for k in keys {
+        if ov.get(k) == nv.get(k) {
+            continue;
+        }
+        match LIVE_POOL_KEYS.iter().find(|l| **l == k.as_str()) {
+            Some(l) => live.push(*l),
+            None => other.push(k.clone()),
+        }
+    }
+    // Secrets serialize redacted: compare them directly.
+    if o.users != n.users && !other.iter().any(|k| k == "users") {
+        other.push("users".into());
+    }
+    if o.redis != n.redis && !other.iter().any(|k| k == "password") {
+        let same_but_secret =
+            o.redis.as_ref().map(|r| &r.password) != n.redis.as_ref().map(|r| &r.password);
+        if same_but_secret {
+            other.push("password".into());
+        }
+    }
+    (live, other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        Config::from_toml(&format!(
+            "[[pool]]\nname = \"r\"\nprotocol = \"redis\"\nlisten = \"127.0.0.1:6380\"\nupstream = \"127.0.0.1:6379\"\n{extra}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_identical_file_changes_nothing() {
+        assert!(diff(&cfg("max_upstream = 4"), &cfg("max_upstream = 4")).is_empty());
+    }
+
+    #[test]
+    fn sizes_and_timeouts_apply_live() {
+        let d = diff(
+            &cfg("max_upstream = 4"),
+            &cfg("max_upstream = 8\nleak_threshold = \"5s\""),
+        );
+        assert_eq!(
+            d.live,
+            vec![("r".into(), vec!["leak_threshold", "max_upstream"])]
+        );
+        assert!(d.needs_restart.is_empty());
+    }
+
+    #[test]
+    fn identity_changes_and_secrets_are_named() {
+        let d = diff(
+            &cfg("password = \"a\""),
+            &cfg("password = \"b\"\nmax_pinned = 3"),
+        );
+        assert_eq!(
+            d.needs_restart,
+            vec!["pool[r].max_pinned", "pool[r].password"]
+        );
+        let moved = cfg("").to_redacted_toml().replace("6380", "6381");
+        let d = diff(&cfg(""), &Config::from_toml(&moved).unwrap());
+        assert_eq!(d.needs_restart, vec!["pool[r].listen"]);
+    }
+}
