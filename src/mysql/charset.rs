@@ -46,7 +46,11 @@ mod tests {
     #[test]
     fn the_upstreams_own_collation_needs_no_replay() {
         assert_eq!(names(UPSTREAM_COLLATION), None);
-        assert_eq!(names(250), None, "unknown ids are left to the client's SET NAMES");
+        assert_eq!(
+            names(250),
+            None,
+            "unknown ids are left to the client's SET NAMES"
+        );
     }
 
     #[test]

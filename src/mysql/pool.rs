@@ -51,11 +51,15 @@ pub struct Checkout {
 
 impl Checkout {
     pub fn conn(&mut self) -> &mut MysqlConn {
-        self.conn.as_mut().expect("a checkout holds its connection until put or dropped")
+        self.conn
+            .as_mut()
+            .expect("a checkout holds its connection until put or dropped")
     }
 
     pub fn get(&self) -> &MysqlConn {
-        self.conn.as_ref().expect("a checkout holds its connection until put or dropped")
+        self.conn
+            .as_ref()
+            .expect("a checkout holds its connection until put or dropped")
     }
 }
 
@@ -117,7 +121,12 @@ impl MysqlPool {
 
     /// Waits (FIFO, at most `acquire_timeout`) for a connection with `key`, preferring one whose
     /// session already matches `want`.
-    pub async fn acquire(&self, key: &ConnKey, login: &Login, want: &Replayable) -> Result<Checkout, AcquireError> {
+    pub async fn acquire(
+        &self,
+        key: &ConnKey,
+        login: &Login,
+        want: &Replayable,
+    ) -> Result<Checkout, AcquireError> {
         let started = Instant::now();
         let exhausted = || AcquireError::Exhausted {
             pool: self.cfg.name.clone(),
@@ -125,10 +134,13 @@ impl MysqlPool {
             limit: self.cfg.max_upstream,
             waited: started.elapsed(),
         };
-        let permit = tokio::time::timeout(self.cfg.acquire_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| exhausted())?
-            .map_err(|_| exhausted())?;
+        let permit = tokio::time::timeout(
+            self.cfg.acquire_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| exhausted())?
+        .map_err(|_| exhausted())?;
         let evicted = {
             let mut idle = self.idle();
             let matching = |c: &MysqlConn| c.user == key.user && c.found_rows == key.found_rows;
@@ -199,7 +211,9 @@ impl MysqlPool {
 
     /// Returns a clean connection to the idle set (a broken one is closed).
     pub fn put(&self, mut checkout: Checkout) {
-        let Some(mut conn) = checkout.conn.take() else { return };
+        let Some(mut conn) = checkout.conn.take() else {
+            return;
+        };
         if conn.broken {
             self.idle().open -= 1;
             return;
@@ -213,9 +227,14 @@ impl MysqlPool {
         let now = Instant::now();
         let mut idle = self.idle();
         let before = idle.conns.len();
-        let (idle_timeout, lifetime) = (self.cfg.upstream_idle_timeout, self.cfg.upstream_max_lifetime);
-        idle.conns
-            .retain(|c| now.duration_since(c.last_used) < idle_timeout && now.duration_since(c.created) < lifetime);
+        let (idle_timeout, lifetime) = (
+            self.cfg.upstream_idle_timeout,
+            self.cfg.upstream_max_lifetime,
+        );
+        idle.conns.retain(|c| {
+            now.duration_since(c.last_used) < idle_timeout
+                && now.duration_since(c.created) < lifetime
+        });
         let closed = before - idle.conns.len();
         idle.open -= closed;
         if closed > 0 {
@@ -228,7 +247,9 @@ impl MysqlPool {
 fn describe(e: &UpstreamError) -> String {
     match e.upstream_err() {
         Some(err) if err.code == 1040 => {
-            format!("{e}; the upstream's own max_connections is reached (raise it, or lower max_upstream)")
+            format!(
+                "{e}; the upstream's own max_connections is reached (raise it, or lower max_upstream)"
+            )
         }
         _ => e.to_string(),
     }

@@ -12,7 +12,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use super::io::{IoError, PacketReader, PacketWriter};
 use super::protocol::auth::{self, CACHING_SHA2_PASSWORD, MYSQL_NATIVE_PASSWORD};
 use super::protocol::capabilities::*;
-use super::protocol::command::{self, COM_INIT_DB, COM_PING, COM_QUERY, COM_RESET_CONNECTION, COM_SET_OPTION};
+use super::protocol::command::{
+    self, COM_INIT_DB, COM_PING, COM_QUERY, COM_RESET_CONNECTION, COM_SET_OPTION,
+};
 use super::protocol::handshake::{AuthMoreData, AuthReply, HandshakeResponse41, HandshakeV10};
 use super::protocol::response::{ErrPacket, SessionStateChange};
 use super::protocol::tracker::{ResponseEnd, ResponseTracker, TrackerEvent};
@@ -51,7 +53,11 @@ pub enum UpstreamError {
     Io { addr: String, cause: String },
     /// A command the proxy itself sent failed (replaying state, resetting).
     #[error("upstream {addr} rejected the proxy's {what}: {} ({})", err.message, err.code)]
-    Command { addr: String, what: &'static str, err: ErrPacket },
+    Command {
+        addr: String,
+        what: &'static str,
+        err: ErrPacket,
+    },
 }
 
 impl UpstreamError {
@@ -102,10 +108,12 @@ impl MysqlConn {
     pub async fn connect(login: &Login) -> Result<(MysqlConn, ServerFacts), UpstreamError> {
         let addr = login.addr.clone();
         let attempt = async {
-            let stream = TcpStream::connect(&addr).await.map_err(|e| UpstreamError::Connect {
-                addr: addr.clone(),
-                cause: e.to_string(),
-            })?;
+            let stream = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| UpstreamError::Connect {
+                    addr: addr.clone(),
+                    cause: e.to_string(),
+                })?;
             let _ = stream.set_nodelay(true);
             let (r, w) = stream.into_split();
             let reader = PacketReader::new(r, super::protocol::packet::MAX_CHUNK);
@@ -163,9 +171,12 @@ impl MysqlConn {
         };
         self.writer.seq = greeting.seq.wrapping_add(1);
         let mut payload = BytesMut::new();
-        response.encode(&mut payload).map_err(|e| self.io(e.into()))?;
+        response
+            .encode(&mut payload)
+            .map_err(|e| self.io(e.into()))?;
         self.send(&payload).await?;
-        self.authenticate(login, plugin, hello.nonce.to_vec()).await?;
+        self.authenticate(login, plugin, hello.nonce.to_vec())
+            .await?;
         Ok(ServerFacts {
             version: hello.server_version,
             charset: hello.charset,
@@ -174,40 +185,64 @@ impl MysqlConn {
     }
 
     /// Follows the server through auth switches and caching_sha2's extra round trips.
-    async fn authenticate(&mut self, login: &Login, mut plugin: &'static str, mut nonce: Vec<u8>) -> Result<(), UpstreamError> {
+    async fn authenticate(
+        &mut self,
+        login: &Login,
+        mut plugin: &'static str,
+        mut nonce: Vec<u8>,
+    ) -> Result<(), UpstreamError> {
         let password = login.password.as_bytes();
         loop {
             let packet = self.reader.read().await.map_err(|e| self.io(e))?;
             self.writer.seq = packet.seq.wrapping_add(1);
             match AuthReply::decode(&packet.payload, self.caps).map_err(|e| self.io(e.into()))? {
                 AuthReply::Ok(_) => return Ok(()),
-                AuthReply::Err(err) => return Err(UpstreamError::Refused { addr: self.addr.clone(), err }),
+                AuthReply::Err(err) => {
+                    return Err(UpstreamError::Refused {
+                        addr: self.addr.clone(),
+                        err,
+                    });
+                }
                 AuthReply::Switch(switch) => {
                     plugin = match switch.plugin.as_str() {
                         CACHING_SHA2_PASSWORD => CACHING_SHA2_PASSWORD,
                         MYSQL_NATIVE_PASSWORD => MYSQL_NATIVE_PASSWORD,
                         other => {
-                            return Err(self.command_err("authentication", 1251, &format!("the proxy cannot log in with auth plugin {other}")));
+                            return Err(self.command_err(
+                                "authentication",
+                                1251,
+                                &format!("the proxy cannot log in with auth plugin {other}"),
+                            ));
                         }
                     };
                     nonce = switch.data;
                     let reply = scramble(plugin, password, &nonce);
                     self.send(&reply).await?;
                 }
-                AuthReply::MoreData(AuthMoreData { data }) if plugin == CACHING_SHA2_PASSWORD => match data.first() {
-                    Some(&auth::CACHING_SHA2_FAST_AUTH_SUCCESS) => {}
-                    Some(&auth::CACHING_SHA2_PERFORM_FULL_AUTH) => {
-                        // Over plain TCP the password goes RSA-encrypted with the server's key.
-                        self.send(&[auth::CACHING_SHA2_REQUEST_PUBLIC_KEY]).await?;
+                AuthReply::MoreData(AuthMoreData { data }) if plugin == CACHING_SHA2_PASSWORD => {
+                    match data.first() {
+                        Some(&auth::CACHING_SHA2_FAST_AUTH_SUCCESS) => {}
+                        Some(&auth::CACHING_SHA2_PERFORM_FULL_AUTH) => {
+                            // Over plain TCP the password goes RSA-encrypted with the server's key.
+                            self.send(&[auth::CACHING_SHA2_REQUEST_PUBLIC_KEY]).await?;
+                        }
+                        _ => {
+                            let pem = String::from_utf8_lossy(&data).into_owned();
+                            let encrypted = auth::encrypt_password(&pem, password, &nonce)
+                                .map_err(|e| {
+                                    self.command_err(
+                                        "authentication",
+                                        1045,
+                                        &format!("RSA key exchange failed: {e}"),
+                                    )
+                                })?;
+                            self.send(&encrypted).await?;
+                        }
                     }
-                    _ => {
-                        let pem = String::from_utf8_lossy(&data).into_owned();
-                        let encrypted = auth::encrypt_password(&pem, password, &nonce)
-                            .map_err(|e| self.command_err("authentication", 1045, &format!("RSA key exchange failed: {e}")))?;
-                        self.send(&encrypted).await?;
-                    }
-                },
-                AuthReply::MoreData(_) => return Err(self.command_err("authentication", 1045, "unexpected auth data")),
+                }
+                AuthReply::MoreData(_) => {
+                    return Err(self.command_err("authentication", 1045, "unexpected auth data"));
+                }
             }
         }
     }
@@ -216,7 +251,12 @@ impl MysqlConn {
     async fn setup(&mut self) -> Result<(), UpstreamError> {
         self.query(TRACKING, "session tracking setup").await?;
         // MariaDB and MySQL 5.7+ have it; older servers just do without transaction state.
-        let _ = self.query("SET SESSION session_track_transaction_info = 'STATE'", "session tracking setup").await;
+        let _ = self
+            .query(
+                "SET SESSION session_track_transaction_info = 'STATE'",
+                "session tracking setup",
+            )
+            .await;
         self.set_multi_statements(false).await
     }
 
@@ -236,12 +276,17 @@ impl MysqlConn {
 
     /// Makes this connection's session match a client's (the difference only). Returns the
     /// state changes the server reported, in its own spelling of the values.
-    pub async fn apply(&mut self, replay: Replay) -> Result<Vec<SessionStateChange>, UpstreamError> {
+    pub async fn apply(
+        &mut self,
+        replay: Replay,
+    ) -> Result<Vec<SessionStateChange>, UpstreamError> {
         let mut changes = Vec::new();
         if let Some(schema) = &replay.schema {
             let mut payload = BytesMut::new();
             command::write_init_db(&mut payload, schema.as_bytes());
-            let end = self.run(&payload, COM_INIT_DB, "schema replay (COM_INIT_DB)").await?;
+            let end = self
+                .run(&payload, COM_INIT_DB, "schema replay (COM_INIT_DB)")
+                .await?;
             changes.extend(end.session_state_changes);
             self.state.schema = Some(schema.clone());
         }
@@ -259,11 +304,24 @@ impl MysqlConn {
     /// `COM_RESET_CONNECTION`: rolls back, drops temporary tables, user variables, prepared
     /// statements and locks; then tracking is turned on again. The schema stays.
     pub async fn reset(&mut self) -> Result<(), UpstreamError> {
-        self.run(&[COM_RESET_CONNECTION], COM_RESET_CONNECTION, "reset (COM_RESET_CONNECTION)").await?;
+        self.run(
+            &[COM_RESET_CONNECTION],
+            COM_RESET_CONNECTION,
+            "reset (COM_RESET_CONNECTION)",
+        )
+        .await?;
         let schema = self.state.schema.take();
-        self.state = Replayable { schema, ..Replayable::default() };
+        self.state = Replayable {
+            schema,
+            ..Replayable::default()
+        };
         self.query(TRACKING, "session tracking setup").await?;
-        let _ = self.query("SET SESSION session_track_transaction_info = 'STATE'", "session tracking setup").await;
+        let _ = self
+            .query(
+                "SET SESSION session_track_transaction_info = 'STATE'",
+                "session tracking setup",
+            )
+            .await;
         self.set_multi_statements(false).await
     }
 
@@ -273,11 +331,17 @@ impl MysqlConn {
 
     /// `COM_PING`: its OK carries the status flags (is a transaction open?).
     pub async fn status(&mut self) -> Result<u16, UpstreamError> {
-        let end = self.run(&[COM_PING], COM_PING, "status check (COM_PING)").await?;
+        let end = self
+            .run(&[COM_PING], COM_PING, "status check (COM_PING)")
+            .await?;
         Ok(end.status.unwrap_or(0))
     }
 
-    pub async fn query(&mut self, sql: &str, what: &'static str) -> Result<ResponseEnd, UpstreamError> {
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        what: &'static str,
+    ) -> Result<ResponseEnd, UpstreamError> {
         let mut payload = BytesMut::new();
         command::write_query(&mut payload, sql.as_bytes(), self.caps);
         self.run(&payload, COM_QUERY, what).await
@@ -285,16 +349,28 @@ impl MysqlConn {
 
     /// Sends one of the proxy's own commands and reads its whole response (result rows, if
     /// any, are discarded).
-    async fn run(&mut self, payload: &[u8], cmd: u8, what: &'static str) -> Result<ResponseEnd, UpstreamError> {
+    async fn run(
+        &mut self,
+        payload: &[u8],
+        cmd: u8,
+        what: &'static str,
+    ) -> Result<ResponseEnd, UpstreamError> {
         self.writer.seq = 0;
         self.send(payload).await?;
         let mut tracker = ResponseTracker::new(cmd, self.caps);
         loop {
             let packet = self.reader.read().await.map_err(|e| self.io(e))?;
-            match tracker.feed(&packet.payload).map_err(|e| self.io(e.into()))? {
+            match tracker
+                .feed(&packet.payload)
+                .map_err(|e| self.io(e.into()))?
+            {
                 TrackerEvent::Done(end) => {
                     return match end.error {
-                        Some(err) => Err(UpstreamError::Command { addr: self.addr.clone(), what, err }),
+                        Some(err) => Err(UpstreamError::Command {
+                            addr: self.addr.clone(),
+                            what,
+                            err,
+                        }),
                         None => Ok(end),
                     };
                 }
@@ -330,7 +406,10 @@ impl MysqlConn {
     fn refused(&mut self, payload: &[u8]) -> UpstreamError {
         self.broken = true;
         match ErrPacket::decode(payload) {
-            Ok(err) => UpstreamError::Refused { addr: self.addr.clone(), err },
+            Ok(err) => UpstreamError::Refused {
+                addr: self.addr.clone(),
+                err,
+            },
             Err(e) => self.io(e.into()),
         }
     }
