@@ -178,17 +178,19 @@ impl Acceptor {
             let slot = ClientSlot(self.clients.clone());
             let engine = self.engine.clone();
             let phase = self.phase.clone();
-            self.tracker.spawn(async move {
-                match engine {
-                    Engine::Redis(pool) => {
-                        crate::redis::session::serve(pool, stream, peer, phase).await
-                    }
-                    Engine::Mysql(pool) => {
-                        crate::mysql::session::serve(pool, stream, peer, phase).await
-                    }
-                }
-                drop(slot);
-            });
+            // One spawn per engine: a task is as large as its future, and one future matching
+            // on the engine would make every Redis client's task as large as a MySQL session's
+            // (4.6 KiB instead of about 2 KiB per idle client).
+            match engine {
+                Engine::Redis(pool) => self.tracker.spawn(async move {
+                    crate::redis::session::serve(pool, stream, peer, phase).await;
+                    drop(slot);
+                }),
+                Engine::Mysql(pool) => self.tracker.spawn(async move {
+                    crate::mysql::session::serve(pool, stream, peer, phase).await;
+                    drop(slot);
+                }),
+            };
         }
         if let Listener::Unix(_, path) = &self.listener {
             let _ = std::fs::remove_file(path);
