@@ -58,7 +58,9 @@ impl Engine {
     fn build(cfg: &PoolConfig, registry: &Arc<Registry>) -> Result<Engine, StartError> {
         match cfg.protocol {
             Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),
-            Protocol::Mysql => Ok(Engine::Mysql(crate::mysql::pool::MysqlPool::new(cfg))),
+            Protocol::Mysql => Ok(Engine::Mysql(crate::mysql::pool::MysqlPool::new(
+                cfg, registry,
+            ))),
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct PacketWriter<W> {
     out: BytesMut,
     /// The sequence id of the next packet.
     pub seq: u8,
+    /// Bytes written so far (for the operator's counters).
+    pub written: u64,
 }
 
 /// Above this, buffered packets are written out before more are added.
@@ -97,6 +99,7 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
             w,
             out: BytesMut::new(),
             seq: 0,
+            written: 0,
         }
     }
 
@@ -122,6 +125,7 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
     pub async fn flush(&mut self) -> Result<(), IoError> {
         if !self.out.is_empty() {
             self.w.write_all(&self.out).await?;
+            self.written += self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > 4 * FLUSH_AT {
                 self.out = BytesMut::new();

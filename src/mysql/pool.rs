@@ -8,6 +8,8 @@
 //! `get` waits out the whole timeout when the upstream is down (see FIELD-NOTES); the Redis
 //! engine uses it for its dedicated connections, where none of that is needed.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use super::state::Replayable;
 use super::upstream::{Login, MysqlConn, ServerFacts, UpstreamError};
 use crate::config::PoolConfig;
 use crate::pool::{AcquireError, Health};
+use crate::registry::{PoolEntry, Registry};
 
 /// What makes two upstream connections interchangeable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,10 +30,26 @@ pub struct ConnKey {
 
 pub struct MysqlPool {
     pub cfg: Arc<PoolConfig>,
+    /// The control plane's view of this pool: live config, stats, pause.
+    pub entry: Arc<PoolEntry>,
+    pub registry: Arc<Registry>,
+    /// `max_upstream`, live (reload changes it).
+    max_upstream: AtomicUsize,
+    /// Permits still to take out of circulation after `max_upstream` shrank.
+    shrink: AtomicUsize,
+    /// Which upstream thread serves which client right now (for `KILL`).
+    threads: Mutex<HashMap<u64, Serving>>,
     permits: Arc<Semaphore>,
     idle: Arc<Mutex<Idle>>,
     pub health: Health,
     facts: Mutex<Option<ServerFacts>>,
+}
+
+/// A client of this pool and the upstream thread serving it.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub user: String,
+    pub thread: Option<u32>,
 }
 
 #[derive(Default)]
@@ -45,7 +64,7 @@ struct Idle {
 pub struct Checkout {
     conn: Option<MysqlConn>,
     idle: Arc<Mutex<Idle>>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     pub since: Instant,
 }
 
@@ -74,16 +93,87 @@ impl Drop for Checkout {
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl MysqlPool {
-    pub fn new(cfg: &PoolConfig) -> Arc<MysqlPool> {
+    pub fn new(cfg: &PoolConfig, registry: &Arc<Registry>) -> Arc<MysqlPool> {
         let pool = Arc::new(MysqlPool {
             cfg: Arc::new(cfg.clone()),
+            entry: registry.pool(cfg),
+            registry: registry.clone(),
+            max_upstream: AtomicUsize::new(cfg.max_upstream),
+            shrink: AtomicUsize::new(0),
+            threads: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(cfg.max_upstream)),
             idle: Arc::new(Mutex::new(Idle::default())),
             health: Health::default(),
             facts: Mutex::new(None),
         });
+        pool.entry
+            .set_upstream(Arc::new(super::view::MysqlView(Arc::downgrade(&pool))));
+        registry.set_sql_masker(super::protocol::sqlscan::mask_literals);
         tokio::spawn(reap(Arc::downgrade(&pool)));
         pool
+    }
+
+    pub fn max_upstream(&self) -> usize {
+        self.max_upstream.load(Ordering::Relaxed)
+    }
+
+    /// Applies a reloaded `max_upstream`: more permits at once; fewer as connections come back
+    /// (busy ones are never taken away from their clients).
+    pub fn set_max_upstream(&self, n: usize) {
+        let old = self.max_upstream.swap(n, Ordering::Relaxed);
+        if n > old {
+            let owed = self.shrink.swap(0, Ordering::Relaxed);
+            let add = (n - old).saturating_sub(owed);
+            self.shrink
+                .fetch_add(owed.saturating_sub(n - old), Ordering::Relaxed);
+            self.permits.add_permits(add);
+        } else if n < old {
+            let forgotten = self.permits.forget_permits(old - n);
+            self.shrink
+                .fetch_add(old - n - forgotten, Ordering::Relaxed);
+            self.reap();
+        }
+    }
+
+    /// A login for the control plane's own short-lived connections.
+    pub fn monitor_login(&self) -> Option<Login> {
+        let user = self.cfg.users.first()?;
+        Some(Login {
+            addr: self.cfg.upstream.clone(),
+            user: user.upstream_user.clone(),
+            password: user.upstream_password.expose().to_string(),
+            found_rows: false,
+            connect_timeout: self.cfg.connect_timeout,
+        })
+    }
+
+    /// Records that `client` (logged in as `user`) is served by upstream `thread` (`None`:
+    /// by nobody right now).
+    pub fn serving(&self, client: u64, user: &str, thread: Option<u32>) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.insert(
+            client,
+            Serving {
+                user: user.to_string(),
+                thread,
+            },
+        );
+    }
+
+    pub fn gone(&self, client: u64) {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&client);
+    }
+
+    /// Who serves `client`, if it is this pool's.
+    pub fn served_by(&self, client: u64) -> Option<Serving> {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&client)
+            .cloned()
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
@@ -91,7 +181,8 @@ impl MysqlPool {
     }
 
     pub fn in_use(&self) -> usize {
-        self.cfg.max_upstream - self.permits.available_permits()
+        self.max_upstream()
+            .saturating_sub(self.permits.available_permits())
     }
 
     pub fn open(&self) -> usize {
@@ -131,7 +222,7 @@ impl MysqlPool {
         let exhausted = || AcquireError::Exhausted {
             pool: self.cfg.name.clone(),
             what: "upstream connections (max_upstream)",
-            limit: self.cfg.max_upstream,
+            limit: self.max_upstream(),
             waited: started.elapsed(),
         };
         let permit = tokio::time::timeout(
@@ -157,7 +248,7 @@ impl MysqlPool {
                 return Ok(self.checkout(conn, permit));
             }
             // Holding a permit means a connection is free: idle with another key, or not open.
-            if idle.open < self.cfg.max_upstream {
+            if idle.open < self.max_upstream() {
                 idle.open += 1;
                 None
             } else if idle.conns.is_empty() {
@@ -180,7 +271,7 @@ impl MysqlPool {
         Checkout {
             conn: Some(conn),
             idle: self.idle.clone(),
-            _permit: permit,
+            permit: Some(permit),
             since: Instant::now(),
         }
     }
@@ -214,6 +305,18 @@ impl MysqlPool {
         let Some(mut conn) = checkout.conn.take() else {
             return;
         };
+        let shrinking = self
+            .shrink
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if shrinking {
+            // max_upstream was lowered: this connection and its permit leave circulation.
+            if let Some(permit) = checkout.permit.take() {
+                permit.forget();
+            }
+            self.idle().open -= 1;
+            return;
+        }
         if conn.broken {
             self.idle().open -= 1;
             return;
@@ -222,9 +325,11 @@ impl MysqlPool {
         self.idle().conns.push(conn);
     }
 
-    /// Closes idle connections past `upstream_idle_timeout` or `upstream_max_lifetime`.
+    /// Closes idle connections past `upstream_idle_timeout` or `upstream_max_lifetime`, and
+    /// any beyond a lowered `max_upstream`.
     fn reap(&self) {
         let now = Instant::now();
+        let max = self.max_upstream();
         let mut idle = self.idle();
         let before = idle.conns.len();
         let (idle_timeout, lifetime) = (
@@ -235,8 +340,13 @@ impl MysqlPool {
             now.duration_since(c.last_used) < idle_timeout
                 && now.duration_since(c.created) < lifetime
         });
-        let closed = before - idle.conns.len();
+        let mut closed = before - idle.conns.len();
         idle.open -= closed;
+        while idle.open > max && !idle.conns.is_empty() {
+            idle.conns.remove(0);
+            idle.open -= 1;
+            closed += 1;
+        }
         if closed > 0 {
             tracing::debug!(pool = %self.cfg.name, closed, "closed idle upstream connections");
         }

@@ -5,6 +5,7 @@
 
 mod counters;
 mod forward;
+mod kill;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,9 +20,11 @@ use super::protocol::command::{self as cmd, ClientCommand};
 use super::protocol::response::{EofPacket, ErrPacket, OkPacket};
 use super::state::{PinReason, Replayable};
 use super::upstream::Login;
-use crate::config::PoolMode;
+use crate::config::{PoolMode, Protocol};
 use crate::pool::AcquireError;
+use crate::registry::{SessionHandle, SessionState};
 use crate::server::{ClientReader, ClientStream, ClientWriter, Peer, Phase};
+use std::time::Instant;
 
 /// The first packet a client over `max_clients` receives.
 pub fn refusal(msg: &str) -> bytes::Bytes {
@@ -53,6 +56,7 @@ pub async fn serve(
     };
     let end = session.run(&mut reader, &mut writer).await;
     session.release_held().await;
+    session.pool.gone(session.peer.id);
     writer.shutdown().await;
     tracing::debug!(pool = %session.pool.cfg.name, client = session.peer.id, reason = %end, "client session ended");
 }
@@ -104,6 +108,12 @@ pub(crate) struct Session {
     held: Option<Checkout>,
     phase: watch::Receiver<Phase>,
     nonce: [u8; super::protocol::auth::NONCE_LEN],
+    /// The control plane's handle on this session (state, pin reason, kill).
+    reg: SessionHandle,
+    /// Whether the registry was last told that an upstream is held.
+    reported_held: bool,
+    /// The client's user (a `[[pool.users]]` name).
+    user: String,
 }
 
 type Reader = PacketReader<ClientReader>;
@@ -154,6 +164,11 @@ impl Session {
         };
         let found_rows = hello.caps.contains(CLIENT_FOUND_ROWS);
         let login = login_for(&pool, &hello.user, found_rows);
+        let reg = pool
+            .registry
+            .register(&pool.entry, Protocol::Mysql, &peer, &hello.user.user);
+        reg.set_db(hello.database.as_deref().unwrap_or(""));
+        pool.serving(peer.id, &hello.user.user, None);
         let mut session = Session {
             key: ConnKey {
                 user: login.user.clone(),
@@ -171,6 +186,9 @@ impl Session {
             peer,
             phase,
             nonce: hello.nonce,
+            reg,
+            reported_held: false,
+            user: hello.user.user.clone(),
         };
         session.state.replay.multi_statements = hello.caps.contains(CLIENT_MULTI_STATEMENTS);
         if let Some(vars) = super::charset::names(hello.charset) {
@@ -204,6 +222,12 @@ impl Session {
             }
             let packet = tokio::select! {
                 p = reader.read() => p,
+                _ = self.reg.closed() => {
+                    let why = self.reg.close_reason().map_or_else(|| "closed by the proxy".to_string(), |r| r.message);
+                    let err = ErrPacket::new(1927, b"70100", format!("tidepool: {why}"));
+                    let _ = send_err(writer, &err, 0).await;
+                    return why;
+                }
                 r = self.phase.changed(), if phase_open => {
                     match r {
                         Err(_) => phase_open = false,
@@ -228,7 +252,15 @@ impl Session {
                 }
             };
             writer.seq = packet.seq.wrapping_add(1);
-            match self.command(packet, reader, writer).await {
+            self.reg.received(1, packet.payload.len() as u64 + 4);
+            self.reg.set_state(SessionState::Active);
+            let started = Instant::now();
+            let written = writer.written;
+            let flow = self.command(packet, reader, writer).await;
+            self.pool.entry.stats.latency.record(started.elapsed());
+            self.reg.sent(writer.written - written);
+            self.report();
+            match flow {
                 Flow::Continue => {}
                 Flow::Close(why) => return why,
             }
@@ -250,10 +282,14 @@ impl Session {
             ClientCommand::Quit => Flow::Close("COM_QUIT".into()),
             ClientCommand::Ping => self.ok(writer).await,
             ClientCommand::Query { sql, .. } => {
+                self.reg.statement_sql(sql);
                 let scan = super::state::scan_statement(sql);
                 if scan.ends_transaction && self.held.is_none() && !self.state.in_trans {
                     // Nothing to end (SQLAlchemy sends ROLLBACK on every return to its pool).
                     return self.ok(writer).await;
+                }
+                if super::protocol::sqlscan::first_keyword(sql).as_deref() == Some("KILL") {
+                    return self.kill(sql, writer).await;
                 }
                 if self.held.is_none()
                     && let Some((counter, name)) = counters::counter_read(sql)
@@ -337,13 +373,9 @@ impl Session {
                 flow(sent.and(writer.flush().await))
             }
             ClientCommand::ChangeUser { .. } => self.change_user(&packet.payload, writer).await,
-            ClientCommand::ProcessKill(_) => {
-                let err = ErrPacket::new(
-                    1105,
-                    b"HY000",
-                    "tidepool: COM_PROCESS_KILL is not supported through the proxy; use the admin socket's kill",
-                );
-                self.err(writer, err).await
+            ClientCommand::ProcessKill(id) => {
+                let sql = format!("KILL {id}");
+                self.kill(sql.as_bytes(), writer).await
             }
             ClientCommand::Other { command, .. } => {
                 let err = ErrPacket::new(
@@ -354,6 +386,39 @@ impl Session {
                 self.err(writer, err).await
             }
         }
+    }
+
+    /// Tells the registry where the client stands after a command: holding an upstream (in a
+    /// transaction, or pinned with the reason) or not.
+    fn report(&mut self) {
+        let thread = self.held.as_ref().map(|h| h.get().thread_id);
+        self.pool.serving(self.peer.id, &self.user, thread);
+        if self.held.is_none() {
+            if self.reported_held {
+                self.reg.upstream_released();
+                self.reported_held = false;
+            }
+            self.reg.set_state(SessionState::Idle);
+            return;
+        }
+        if !self.reported_held {
+            self.reg.upstream_acquired();
+            self.reported_held = true;
+        }
+        let reason = match self.state.pins.iter().next() {
+            Some(pin) => pin.as_str(),
+            None if self.state.in_trans => "transaction",
+            None => "session mode",
+        };
+        // Sessions in session mode hold their upstream by design: not a leak.
+        let leakable = self.state.in_trans || !self.state.pins.is_empty();
+        self.reg.pin(reason, leakable);
+        self.reg
+            .set_state(if self.state.pins.is_empty() && self.state.in_trans {
+                SessionState::InTransaction
+            } else {
+                SessionState::Pinned
+            });
     }
 
     /// `COM_CHANGE_USER`: authenticate as another configured user and start a fresh session
@@ -375,6 +440,8 @@ impl Session {
             }
         };
         self.release_held().await;
+        self.user = change.user.user.clone();
+        self.reg.set_user(&self.user);
         let found_rows = self.key.found_rows;
         self.login = login_for(&self.pool, &change.user, found_rows);
         self.key = ConnKey {

@@ -325,6 +325,51 @@ impl MysqlConn {
         self.set_multi_statements(false).await
     }
 
+    /// The first row's column `col` of a query's result, as a number (for the control plane's
+    /// samples of the server's load).
+    pub async fn query_value(&mut self, sql: &str, col: usize) -> Result<u64, String> {
+        use super::protocol::packet::Reader;
+        use super::protocol::tracker::PacketRole;
+        let mut payload = BytesMut::new();
+        command::write_query(&mut payload, sql.as_bytes(), self.caps);
+        self.writer.seq = 0;
+        self.send(&payload).await.map_err(|e| e.to_string())?;
+        let mut tracker = ResponseTracker::new(COM_QUERY, self.caps);
+        let (mut in_rows, mut value) = (false, None);
+        loop {
+            let packet = self
+                .reader
+                .read()
+                .await
+                .map_err(|e| self.io(e).to_string())?;
+            let p = &packet.payload;
+            match tracker.role_of(p.first().copied().unwrap_or(0), p.len()) {
+                PacketRole::LastDefinition => in_rows = true,
+                PacketRole::Other if in_rows && value.is_none() => {
+                    let mut r = Reader::new(p);
+                    for _ in 0..col {
+                        let _ = r.lenenc_bytes("column");
+                    }
+                    value = r
+                        .lenenc_bytes("column")
+                        .ok()
+                        .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok());
+                }
+                _ => {}
+            }
+            match tracker.feed(p).map_err(|e| e.to_string())? {
+                TrackerEvent::Done(end) => {
+                    if let Some(err) = end.error {
+                        return Err(err.message);
+                    }
+                    return value.ok_or_else(|| format!("{sql}: no numeric value"));
+                }
+                TrackerEvent::Continue => {}
+                _ => return Err(format!("{sql}: unexpected response")),
+            }
+        }
+    }
+
     pub async fn rollback(&mut self) -> Result<(), UpstreamError> {
         self.query("ROLLBACK", "rollback").await.map(|_| ())
     }

@@ -65,8 +65,10 @@ impl Reloader {
             let Some(cfg) = new.pool(name) else { continue };
             // The registry's copy is what the sweeper and `pause` read per decision.
             self.registry.pool(cfg);
-            if let Some(Engine::Redis(p)) = self.engines.get(name) {
-                p.set_max_upstream(cfg.max_upstream);
+            match self.engines.get(name) {
+                Some(Engine::Redis(p)) => p.set_max_upstream(cfg.max_upstream),
+                Some(Engine::Mysql(p)) => p.set_max_upstream(cfg.max_upstream),
+                None => {}
             }
             applied.push(format!("{name}: {}", keys.join(", ")));
         }

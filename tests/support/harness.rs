@@ -23,6 +23,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod mariadb;
+pub mod mysql_client;
 mod process;
 pub mod proxy;
 mod python;

@@ -11,6 +11,9 @@ use super::super::relay::{self, RelayError};
 use super::super::state::{self, StatementScan};
 use super::{Flow, Reader, Session, Writer, acquire_err, send_err};
 use crate::config::PoolMode;
+use crate::pool::AcquireError;
+use crate::registry::{ErrorKind, SessionState};
+use std::time::Instant;
 
 impl Session {
     pub(super) async fn forward(
@@ -24,18 +27,14 @@ impl Session {
         let client_seq = writer.seq;
         let mut checkout = match self.held.take() {
             Some(c) => c,
-            None => match self
-                .pool
-                .acquire(&self.key, &self.login, &self.state.replay)
-                .await
-            {
+            None => match self.checkout().await {
                 Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "no upstream connection for client");
-                    return self.err(writer, acquire_err(&e)).await;
-                }
+                Err(err) => return self.err(writer, err).await,
             },
         };
+        // While the command runs, `KILL QUERY <this client>` must find this thread.
+        let thread = checkout.get().thread_id;
+        self.pool.serving(self.peer.id, &self.user, Some(thread));
         let reads_id = scan.as_ref().is_some_and(|s| s.reads_last_insert_id);
         let replay = state::replay(
             &self.state.replay,
@@ -92,6 +91,30 @@ impl Session {
         }
     }
 
+    /// An upstream for new work: held back while the pool is paused, then FIFO within
+    /// `acquire_timeout`.
+    pub(super) async fn checkout(&mut self) -> Result<Checkout, ErrPacket> {
+        if let Err(why) = self.pool.entry.admit(&self.reg).await {
+            return Err(ErrPacket::new(1105, b"HY000", format!("tidepool: {why}")));
+        }
+        self.reg.set_state(SessionState::Waiting);
+        let started = Instant::now();
+        let result = self
+            .pool
+            .acquire(&self.key, &self.login, &self.state.replay)
+            .await;
+        self.pool.entry.stats.acquire_wait.record(started.elapsed());
+        self.reg.set_state(SessionState::Active);
+        result.map_err(|e| {
+            tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %e, "no upstream connection for client");
+            self.reg.error(match e {
+                AcquireError::Exhausted { .. } => ErrorKind::AcquireTimeout,
+                AcquireError::Unavailable { .. } => ErrorKind::UpstreamUnavailable,
+            });
+            acquire_err(&e)
+        })
+    }
+
     /// Sends the command packet, and any continuation packets of a command of 16 MiB or more
     /// straight from the client, never holding it whole.
     async fn send_command(
@@ -135,6 +158,7 @@ impl Session {
     /// so it is closed rather than allowed to carry on as if it were not.
     async fn upstream_lost(&mut self, writer: &mut Writer, cause: String, relayed: bool) -> Flow {
         tracing::warn!(pool = %self.pool.cfg.name, client = self.peer.id, error = %cause, "upstream connection lost under a command");
+        self.reg.error(ErrorKind::UpstreamLost);
         let lost_state = self.state.in_trans || !self.state.pins.is_empty();
         if !relayed {
             let err = ErrPacket::new(
