@@ -216,8 +216,7 @@ pub fn socket_path(
         return Ok(s);
     }
     let path = config.unwrap_or(std::path::Path::new("proxy.toml"));
-    let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    cfg.admin
-        .socket
+    Config::admin_socket(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
         .ok_or_else(|| format!("{}: [admin] socket is not set", path.display()))
 }

@@ -208,6 +208,18 @@ impl Config {
         Self::from_toml(&text)
     }
 
+    /// Only `[admin] socket`, for the admin client: finding the socket must not need the
+    /// proxy's secrets (a `password_env` the operator's shell does not have).
+    pub fn admin_socket(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        let raw: raw::RawConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Ok(raw.admin.socket.map(PathBuf::from))
+    }
+
     /// Parses and validates configuration text (environment variables are read for
     /// `*_env` keys).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {

@@ -157,3 +157,19 @@ fn what_check_prints_loads_back_as_the_same_config() {
     let again = parse(&c.to_redacted_toml()).unwrap();
     assert_eq!(again, c);
 }
+
+#[test]
+fn the_admin_client_finds_the_socket_without_the_proxys_secrets() {
+    let dir = std::env::temp_dir().join(format!("tidepool-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("p.toml");
+    let text = format!("[admin]\nsocket = \"/run/tp.sock\"\n{REDIS}password_env = \"UNSET_VAR\"\n");
+    std::fs::write(&path, text).unwrap();
+    assert!(
+        Config::load(&path).is_err(),
+        "the proxy itself needs the secret"
+    );
+    let socket = Config::admin_socket(&path).unwrap();
+    assert_eq!(socket, Some(PathBuf::from("/run/tp.sock")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
