@@ -146,6 +146,8 @@ pub struct PoolConfig {
     pub mode: PoolMode,
     /// The hard bound on upstream connections (Redis: shared lanes).
     pub max_upstream: usize,
+    /// MySQL: connections kept open when idle (Redis pools refuse the key).
+    #[serde(skip_serializing_if = "is_zero")]
     pub min_idle: usize,
     pub max_clients: usize,
     #[serde(with = "human")]
@@ -237,6 +239,10 @@ impl Config {
     pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
         self.pools.iter().find(|p| p.name == name)
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Human durations ("5s", "10m") in and out.

@@ -14,3 +14,4 @@ pub mod relay;
 pub mod session;
 pub mod state;
 pub mod upstream;
+pub mod view;

@@ -55,6 +55,14 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// The pool's entry in the registry (its live config, stats and pause gate).
+    pub fn entry(&self) -> &Arc<crate::registry::PoolEntry> {
+        match self {
+            Engine::Redis(p) => &p.entry,
+            Engine::Mysql(p) => &p.entry,
+        }
+    }
+
     fn build(cfg: &PoolConfig, registry: &Arc<Registry>) -> Result<Engine, StartError> {
         match cfg.protocol {
             Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),

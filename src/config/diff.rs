@@ -4,14 +4,28 @@
 
 use super::{Config, PoolConfig};
 
-/// Keys that a running pool picks up without dropping clients or connections.
+/// Keys that a running pool of either protocol picks up without dropping clients or
+/// connections.
 pub const LIVE_POOL_KEYS: &[&str] = &[
     "max_upstream",
+    "max_clients",
     "client_idle_timeout",
     "leak_threshold",
     "idle_in_transaction_timeout",
     "warn_utilization",
     "critical_utilization",
+];
+
+/// Further keys a MySQL pool reads live: new sessions authenticate against the new users
+/// (password rotation), new upstream connections use the new timeouts.
+pub const LIVE_MYSQL_KEYS: &[&str] = &[
+    "users",
+    "acquire_timeout",
+    "connect_timeout",
+    "upstream_idle_timeout",
+    "upstream_max_lifetime",
+    "max_command_bytes",
+    "min_idle",
 ];
 
 #[derive(Debug, Default, PartialEq)]
@@ -75,14 +89,27 @@ fn changed_keys(o: &PoolConfig, n: &PoolConfig) -> (Vec<&'static str>, Vec<Strin
         if ov.get(k) == nv.get(k) {
             continue;
         }
-        match LIVE_POOL_KEYS.iter().find(|l| **l == k.as_str()) {
+        let mysql_only = match n.protocol {
+            super::Protocol::Mysql => LIVE_MYSQL_KEYS,
+            super::Protocol::Redis => &[],
+        };
+        match LIVE_POOL_KEYS
+            .iter()
+            .chain(mysql_only)
+            .find(|l| **l == k.as_str())
+        {
             Some(l) => live.push(*l),
             None => other.push(k.clone()),
         }
     }
-    // Secrets serialize redacted: compare them directly.
-    if o.users != n.users && !other.iter().any(|k| k == "users") {
-        other.push("users".into());
+    // Secrets serialize redacted: compare them directly. A MySQL pool takes new users (a
+    // rotated password) live.
+    let users_listed = live.contains(&"users") || other.iter().any(|k| k == "users");
+    if o.users != n.users && !users_listed {
+        match n.protocol {
+            super::Protocol::Mysql => live.push("users"),
+            super::Protocol::Redis => other.push("users".into()),
+        }
     }
     if o.redis != n.redis && !other.iter().any(|k| k == "password") {
         let same_but_secret =
@@ -121,6 +148,22 @@ mod tests {
             vec![("r".into(), vec!["leak_threshold", "max_upstream"])]
         );
         assert!(d.needs_restart.is_empty());
+    }
+
+    fn mysql(password: &str, extra: &str) -> Config {
+        Config::from_toml(&format!(
+            "[[pool]]\nname = \"m\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:3307\"\nupstream = \"127.0.0.1:3306\"\n{extra}\n  [[pool.users]]\n  user = \"app\"\n  password = \"{password}\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_mysql_pool_takes_rotated_passwords_and_new_timeouts_live() {
+        let d = diff(&mysql("old", ""), &mysql("new", "acquire_timeout = \"9s\""));
+        assert_eq!(d.live, vec![("m".into(), vec!["acquire_timeout", "users"])]);
+        assert!(d.needs_restart.is_empty(), "{:?}", d.needs_restart);
+        let d = diff(&mysql("a", ""), &mysql("a", "mode = \"session\""));
+        assert_eq!(d.needs_restart, vec!["pool[m].mode"]);
     }
 
     #[test]

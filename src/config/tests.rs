@@ -173,3 +173,13 @@ fn the_admin_client_finds_the_socket_without_the_proxys_secrets() {
     assert_eq!(socket, Some(PathBuf::from("/run/tp.sock")));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn min_idle_is_refused_where_nothing_would_honour_it() {
+    let e = errors(&format!("{REDIS}min_idle = 2\n"));
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("pool[0].min_idle applies only to mysql")),
+        "{e:?}"
+    );
+}

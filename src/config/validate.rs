@@ -354,6 +354,12 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             }
         }
         Protocol::Redis => {
+            if rp.min_idle.is_some() {
+                c.err(
+                    &key("min_idle"),
+                    "applies only to mysql pools (Redis lanes open on demand and stay open while used)",
+                );
+            }
             if rp.users.is_some() {
                 c.err(
                     &key("users"),

@@ -113,6 +113,12 @@ impl MysqlPool {
         pool
     }
 
+    /// The pool's configuration as of the last reload: tunables (timeouts, users, limits) are
+    /// read from here per decision; `cfg` keeps what only a restart changes (name, addresses).
+    pub fn live(&self) -> Arc<PoolConfig> {
+        self.entry.cfg()
+    }
+
     pub fn max_upstream(&self) -> usize {
         self.max_upstream.load(Ordering::Relaxed)
     }
@@ -137,13 +143,14 @@ impl MysqlPool {
 
     /// A login for the control plane's own short-lived connections.
     pub fn monitor_login(&self) -> Option<Login> {
-        let user = self.cfg.users.first()?;
+        let live = self.live();
+        let user = live.users.first()?;
         Some(Login {
             addr: self.cfg.upstream.clone(),
             user: user.upstream_user.clone(),
             password: user.upstream_password.expose().to_string(),
             found_rows: false,
-            connect_timeout: self.cfg.connect_timeout,
+            connect_timeout: self.live().connect_timeout,
         })
     }
 
@@ -226,7 +233,7 @@ impl MysqlPool {
             waited: started.elapsed(),
         };
         let permit = tokio::time::timeout(
-            self.cfg.acquire_timeout,
+            self.live().acquire_timeout,
             self.permits.clone().acquire_owned(),
         )
         .await
@@ -325,6 +332,33 @@ impl MysqlPool {
         self.idle().conns.push(conn);
     }
 
+    /// Opens connections (as the first user, the pool's common case) until `min_idle` are
+    /// open, so that a burst after a quiet spell does not wait for logins. Stops at the first
+    /// failure; the health gate keeps it from hammering a down upstream.
+    async fn fill_min_idle(&self) {
+        let Some(login) = self.monitor_login() else {
+            return;
+        };
+        loop {
+            let want = self.live().min_idle.min(self.max_upstream());
+            {
+                let mut idle = self.idle();
+                if idle.open >= want {
+                    return;
+                }
+                idle.open += 1;
+            }
+            match self.connect(&login).await {
+                Ok(conn) => self.idle().conns.push(conn),
+                Err(e) => {
+                    self.idle().open -= 1;
+                    tracing::debug!(pool = %self.cfg.name, error = %e, "could not open a min_idle connection");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Closes idle connections past `upstream_idle_timeout` or `upstream_max_lifetime`, and
     /// any beyond a lowered `max_upstream`.
     fn reap(&self) {
@@ -333,8 +367,8 @@ impl MysqlPool {
         let mut idle = self.idle();
         let before = idle.conns.len();
         let (idle_timeout, lifetime) = (
-            self.cfg.upstream_idle_timeout,
-            self.cfg.upstream_max_lifetime,
+            self.live().upstream_idle_timeout,
+            self.live().upstream_max_lifetime,
         );
         idle.conns.retain(|c| {
             now.duration_since(c.last_used) < idle_timeout
@@ -370,7 +404,10 @@ async fn reap(pool: std::sync::Weak<MysqlPool>) {
     loop {
         tick.tick().await;
         match pool.upgrade() {
-            Some(p) => p.reap(),
+            Some(p) => {
+                p.reap();
+                p.fill_min_idle().await;
+            }
             None => return,
         }
     }

@@ -18,7 +18,7 @@ use super::pool::{Checkout, ConnKey, MysqlPool};
 use super::protocol::capabilities::*;
 use super::protocol::command::{self as cmd, ClientCommand};
 use super::protocol::response::{EofPacket, ErrPacket, OkPacket};
-use super::state::{PinReason, Replayable};
+use super::state::{PinReason, Replayable, Verb};
 use super::upstream::Login;
 use crate::config::{PoolMode, Protocol};
 use crate::pool::AcquireError;
@@ -47,7 +47,7 @@ pub async fn serve(
     phase: watch::Receiver<Phase>,
 ) {
     let (r, w) = stream.into_split();
-    let mut reader = PacketReader::new(r, pool.cfg.max_command_bytes);
+    let mut reader = PacketReader::new(r, pool.live().max_command_bytes);
     let mut writer = PacketWriter::new(w);
     let Some(mut session) = Session::start(pool, &mut reader, &mut writer, peer, phase).await
     else {
@@ -133,7 +133,8 @@ impl Session {
         peer: Peer,
         phase: watch::Receiver<Phase>,
     ) -> Option<Session> {
-        let first_user = pool.cfg.users.first()?;
+        let live = pool.live();
+        let first_user = live.users.first()?;
         let probe_login = login_for(&pool, first_user, false);
         let facts = match pool.facts(&probe_login).await {
             Ok(f) => f,
@@ -146,7 +147,7 @@ impl Session {
         let hello = match frontend::handshake(
             reader,
             writer,
-            &pool.cfg.users,
+            &pool.live().users,
             &facts,
             peer.id as u32,
             &host,
@@ -288,15 +289,19 @@ impl Session {
                     // Nothing to end (SQLAlchemy sends ROLLBACK on every return to its pool).
                     return self.ok(writer).await;
                 }
-                if super::protocol::sqlscan::first_keyword(sql).as_deref() == Some("KILL") {
+                if scan.verb == Verb::Kill {
                     return self.kill(sql, writer).await;
                 }
                 if self.held.is_none()
+                    && scan.reads_counter
                     && let Some((counter, name)) = counters::counter_read(sql)
                 {
                     return self.answer_counter(writer, counter, &name).await;
                 }
-                if is_load_local(sql) && !self.caps.contains(CLIENT_LOCAL_FILES) {
+                if scan.verb == Verb::Load
+                    && scan.mentions_local
+                    && !self.caps.contains(CLIENT_LOCAL_FILES)
+                {
                     let err = ErrPacket::new(
                         1148,
                         b"42000",
@@ -429,7 +434,7 @@ impl Session {
         let change = match frontend::change_user(
             payload,
             self.caps,
-            &self.pool.cfg.users,
+            &self.pool.live().users,
             &self.nonce,
             &host,
         ) {
@@ -584,7 +589,7 @@ fn login_for(pool: &MysqlPool, user: &crate::config::UserConfig, found_rows: boo
         user: user.upstream_user.clone(),
         password: user.upstream_password.expose().to_string(),
         found_rows,
-        connect_timeout: pool.cfg.connect_timeout,
+        connect_timeout: pool.live().connect_timeout,
     }
 }
 
@@ -608,10 +613,4 @@ fn acquire_err(e: &AcquireError) -> ErrPacket {
             ErrPacket::new(1105, b"HY000", format!("tidepool: {e}"))
         }
     }
-}
-
-fn is_load_local(sql: &[u8]) -> bool {
-    use super::protocol::sqlscan;
-    sqlscan::first_keyword(sql).as_deref() == Some("LOAD")
-        && sqlscan::mentions_keyword(sql, "LOCAL")
 }

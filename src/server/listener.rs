@@ -169,10 +169,12 @@ impl Acceptor {
                 local: self.listener.describe(),
                 pid,
             };
-            if self.clients.fetch_add(1, Ordering::Relaxed) >= self.pool.max_clients {
+            // The live config: a reload may have changed max_clients.
+            let live = self.engine.entry().cfg();
+            if self.clients.fetch_add(1, Ordering::Relaxed) >= live.max_clients {
                 self.clients.fetch_sub(1, Ordering::Relaxed);
                 self.tracker
-                    .spawn(refuse(stream, self.engine.clone(), self.pool.clone(), peer));
+                    .spawn(refuse(stream, self.engine.clone(), live, peer));
                 continue;
             }
             let slot = ClientSlot(self.clients.clone());

@@ -134,11 +134,11 @@ impl Session {
         while continued {
             let next = reader.read().await.map_err(|e| format!("client: {e}"))?;
             total += next.payload.len();
-            if total > self.pool.cfg.max_command_bytes {
+            if total > self.pool.live().max_command_bytes {
                 conn.broken = true;
                 return Err(format!(
                     "command exceeds max_command_bytes ({})",
-                    self.pool.cfg.max_command_bytes
+                    self.pool.live().max_command_bytes
                 ));
             }
             continued = next.is_continued();
