@@ -67,53 +67,130 @@ pub struct StatementScan {
     /// `COMMIT` or `ROLLBACK` (without `AND CHAIN`/`TO SAVEPOINT`): answerable locally when the
     /// client has no transaction open.
     pub ends_transaction: bool,
+    /// The statement's first keyword, for the few the session answers or checks itself.
+    pub verb: Verb,
+    /// It mentions `LOCAL` (with `LOAD`: `LOAD DATA LOCAL INFILE`).
+    pub mentions_local: bool,
+    /// It calls `ROW_COUNT()` or `FOUND_ROWS()` (a read the proxy may answer itself).
+    pub reads_counter: bool,
 }
 
-/// Scans a `COM_QUERY` statement.
+/// A statement's first keyword (`(SELECT …)` → `SELECT`), as far as the session cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verb {
+    Set,
+    Create,
+    Prepare,
+    Lock,
+    Unlock,
+    Handler,
+    Commit,
+    Rollback,
+    Kill,
+    Load,
+    /// Any other keyword, or none.
+    #[default]
+    Other,
+}
+
+impl Verb {
+    fn of(word: &[u8]) -> Verb {
+        const VERBS: [(&[u8], Verb); 10] = [
+            (b"SET", Verb::Set),
+            (b"CREATE", Verb::Create),
+            (b"PREPARE", Verb::Prepare),
+            (b"LOCK", Verb::Lock),
+            (b"UNLOCK", Verb::Unlock),
+            (b"HANDLER", Verb::Handler),
+            (b"COMMIT", Verb::Commit),
+            (b"ROLLBACK", Verb::Rollback),
+            (b"KILL", Verb::Kill),
+            (b"LOAD", Verb::Load),
+        ];
+        VERBS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map_or(Verb::Other, |(_, v)| *v)
+    }
+}
+
+/// Scans a `COM_QUERY` statement: one pass of the lexer, no allocation for a statement that
+/// pins nothing.
 pub fn scan_statement(sql: &[u8]) -> StatementScan {
+    let word = |t: Token<'_>, w: &[u8]| matches!(t, Token::Word(x) if x.eq_ignore_ascii_case(w));
+    let user_var = |t: Token<'_>| matches!(t, Token::Variable(v) if !v.starts_with(b"@@"));
     let mut s = StatementScan::default();
-    let first = sqlscan::first_keyword(sql);
-    let toks: Vec<Token<'_>> = sqlscan::Lexer::new(sql)
-        .map(|t| t.token)
-        .take(4096)
-        .collect();
-    let word = |t: &Token<'_>, w: &str| matches!(t, Token::Word(x) if x.eq_ignore_ascii_case(w.as_bytes()));
-    let has_word = |w: &str| toks.iter().any(|t| word(t, w));
-    let user_var = |t: &Token<'_>| matches!(t, Token::Variable(v) if !v.starts_with(b"@@"));
-    let assigns_user_var = toks
-        .windows(2)
-        .any(|w| user_var(&w[0]) && matches!(w[1], Token::Punct(b'=') | Token::Punct(b':')))
-        || toks
-            .windows(2)
-            .any(|w| word(&w[0], "INTO") && user_var(&w[1]));
-    match first.as_deref() {
-        Some("SET") if assigns_user_var => s.pins.push(PinReason::UserVariable),
-        Some("SET") if toks.get(1).is_some_and(|t| word(t, "TRANSACTION")) => {
-            s.pins.push(PinReason::TransactionCharacteristics)
+    let mut first_seen = false;
+    let (mut second_is_transaction, mut assigns_user_var) = (false, false);
+    let (mut temporary, mut chain_to_release, mut calc_found_rows) = (false, false, false);
+    let (mut get_lock, mut release_all_locks, mut found_rows) = (false, false, false);
+    let mut previous: Option<Token<'_>> = None;
+    for (i, t) in sqlscan::Lexer::new(sql).map(|t| t.token).enumerate() {
+        if !first_seen && t != Token::Punct(b'(') {
+            first_seen = true;
+            if let Token::Word(w) = t {
+                s.verb = Verb::of(w);
+            }
         }
-        Some("CREATE") if has_word("TEMPORARY") => s.pins.push(PinReason::TemporaryTable),
-        Some("PREPARE") => s.pins.push(PinReason::SqlPrepare),
-        Some("LOCK") => s.pins.push(PinReason::LockTables),
-        Some("UNLOCK") => s.releases.push(PinReason::LockTables),
-        Some("HANDLER") => s.pins.push(PinReason::Handler),
-        Some("COMMIT" | "ROLLBACK") => {
-            s.ends_transaction = !has_word("CHAIN") && !has_word("TO") && !has_word("RELEASE");
+        if i == 1 && word(t, b"TRANSACTION") {
+            second_is_transaction = true;
         }
+        if let Token::Word(w) = t {
+            if w.eq_ignore_ascii_case(b"TEMPORARY") {
+                temporary = true;
+            } else if w.eq_ignore_ascii_case(b"CHAIN")
+                || w.eq_ignore_ascii_case(b"TO")
+                || w.eq_ignore_ascii_case(b"RELEASE")
+            {
+                chain_to_release = true;
+            } else if w.eq_ignore_ascii_case(b"SQL_CALC_FOUND_ROWS") {
+                calc_found_rows = true;
+            } else if w.eq_ignore_ascii_case(b"LOCAL") {
+                s.mentions_local = true;
+            }
+        }
+        if let Some(p) = previous {
+            if user_var(p) && matches!(t, Token::Punct(b'=') | Token::Punct(b':'))
+                || word(p, b"INTO") && user_var(t)
+            {
+                assigns_user_var = true;
+            }
+            if t == Token::Punct(b'(')
+                && let Token::Word(f) = p
+            {
+                let called = |name: &[u8]| f.eq_ignore_ascii_case(name);
+                get_lock |= called(b"GET_LOCK");
+                release_all_locks |= called(b"RELEASE_ALL_LOCKS");
+                found_rows |= called(b"FOUND_ROWS");
+                s.reads_last_insert_id |= called(b"LAST_INSERT_ID");
+                s.reads_counter |= called(b"ROW_COUNT") || called(b"FOUND_ROWS");
+            }
+        }
+        previous = Some(t);
+    }
+    match s.verb {
+        Verb::Set if assigns_user_var => s.pins.push(PinReason::UserVariable),
+        Verb::Set if second_is_transaction => s.pins.push(PinReason::TransactionCharacteristics),
+        Verb::Create if temporary => s.pins.push(PinReason::TemporaryTable),
+        Verb::Prepare => s.pins.push(PinReason::SqlPrepare),
+        Verb::Lock => s.pins.push(PinReason::LockTables),
+        Verb::Unlock => s.releases.push(PinReason::LockTables),
+        Verb::Handler => s.pins.push(PinReason::Handler),
+        Verb::Commit | Verb::Rollback => s.ends_transaction = !chain_to_release,
         _ if assigns_user_var => s.pins.push(PinReason::UserVariable),
         _ => {}
     }
-    if sqlscan::calls_function(sql, "GET_LOCK") {
+    if get_lock {
         s.pins.push(PinReason::GetLock);
     }
-    if sqlscan::calls_function(sql, "RELEASE_ALL_LOCKS") {
+    if release_all_locks {
         s.releases.push(PinReason::GetLock);
     }
-    if has_word("SQL_CALC_FOUND_ROWS") {
+    if calc_found_rows {
         s.pins.push(PinReason::FoundRows);
-    } else if sqlscan::calls_function(sql, "FOUND_ROWS") {
+    } else if found_rows {
         s.releases.push(PinReason::FoundRows);
     }
-    s.reads_last_insert_id = sqlscan::calls_function(sql, "LAST_INSERT_ID");
     s
 }
 
