@@ -1,0 +1,157 @@
+//! Edge cases of the MySQL engine against a real mariadbd, with the real drivers
+//! (`tests/e2e/mysql_edges.py`): multiple result sets, `LOAD DATA LOCAL INFILE`,
+//! `caching_sha2_password`, every driver, a client killed mid-transaction, pool exhaustion, the
+//! upstream down and back, and `max_clients`.
+
+#[path = "support/harness.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use support::proxy::TestProxy;
+use support::{
+    MYSQL_DATABASE, MYSQL_PASSWORD, MYSQL_USER, MariaDb, MariaDbOptions, assert_success, python,
+    repo_path, run_python_with,
+};
+
+const POOL: &str = "edgepool";
+
+/// One MariaDB for the tests that do not break it: big packets and LOCAL INFILE allowed.
+fn mariadb() -> &'static MariaDb {
+    static DB: OnceLock<MariaDb> = OnceLock::new();
+    DB.get_or_init(|| {
+        MariaDb::start_with(
+            MariaDbOptions::default()
+                .arg("--max-allowed-packet=64M")
+                .arg("--local-infile=1"),
+        )
+    })
+}
+
+/// A MySQL pool named `edgepool` in front of `upstream`; `extra` holds more pool keys.
+fn mysql_pool_toml(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"{POOL}\"\nprotocol = \"mysql\"\n\
+         listen = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n\
+         [[pool.users]]\nuser = \"{MYSQL_USER}\"\npassword = \"{MYSQL_PASSWORD}\"\n"
+    )
+}
+
+fn proxy_for(db: &MariaDb, extra: &str) -> TestProxy {
+    TestProxy::start(&mysql_pool_toml(db.addr(), extra))
+}
+
+/// Runs one scenario of `mysql_edges.py` against the proxy; false when Python tests are
+/// skipped (plain `cargo test`). Panics with the script's output if it fails.
+fn scenario(proxy: &TestProxy, name: &str, args: &[&str]) -> bool {
+    let port = proxy.addr(POOL).port().to_string();
+    let mut all = vec![name, "127.0.0.1", port.as_str()];
+    all.extend_from_slice(args);
+    let script = repo_path("tests/e2e/mysql_edges.py");
+    match run_python_with(&script, &all, &[], Duration::from_secs(180)) {
+        Some(out) => {
+            assert_success(&out);
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn stored_procedure_and_multi_statements_return_every_result_set() {
+    let proxy = proxy_for(mariadb(), "");
+    scenario(&proxy, "multi_results", &[]);
+}
+
+#[test]
+fn load_data_local_infile_and_its_refusal() {
+    let proxy = proxy_for(mariadb(), "");
+    scenario(&proxy, "load_local", &[]);
+}
+
+#[test]
+fn caching_sha2_password_fast_path() {
+    let proxy = proxy_for(mariadb(), "");
+    scenario(&proxy, "caching_sha2", &[]);
+}
+
+#[test]
+fn every_driver_connects_and_sees_the_real_version() {
+    let db = mariadb();
+    let version = db.exec("SELECT @@version");
+    assert!(version.contains("MariaDB"), "{version}");
+    let proxy = proxy_for(db, "");
+    scenario(&proxy, "drivers", &[&version]);
+}
+
+#[test]
+fn a_client_killed_mid_transaction_is_rolled_back() {
+    let Some(py) = python() else { return };
+    let db = mariadb();
+    let proxy = proxy_for(db, "max_upstream = 1\nacquire_timeout = \"20s\"");
+    let port = proxy.addr(POOL).port().to_string();
+    let token = format!("killed-{}", std::process::id());
+    let mut child = Command::new(py)
+        .arg(repo_path("tests/e2e/mysql_edges.py"))
+        .args(["hold_txn", "127.0.0.1", &port, &token])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if line.trim() != "inserted" {
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        panic!("the holding client did not insert (exit {status}): {line:?}");
+    }
+    child.kill().expect("SIGKILL the client");
+    child.wait().unwrap();
+    // The proxy's only upstream: the next client gets it only after the rollback.
+    scenario(&proxy, "after_kill", &[&token]);
+    let committed = db.exec(&format!(
+        "SELECT COUNT(*) FROM {MYSQL_DATABASE}.edge_killed WHERE token = '{token}'"
+    ));
+    assert_eq!(committed, "0", "the killed client's row was committed");
+}
+
+#[test]
+fn an_exhausted_pool_answers_1040_naming_the_limit() {
+    let proxy = proxy_for(mariadb(), "max_upstream = 1\nacquire_timeout = \"500ms\"");
+    scenario(&proxy, "exhausted", &[POOL]);
+}
+
+#[test]
+fn upstream_down_fails_fast_and_recovers_after_restart() {
+    if python().is_none() {
+        return;
+    }
+    let db = MariaDb::start();
+    let proxy = proxy_for(&db, "acquire_timeout = \"5s\"\nconnect_timeout = \"3s\"");
+    assert!(scenario(&proxy, "good_client", &[]));
+    db.kill();
+    // Whatever the proxy says, it must name the cause.
+    scenario(
+        &proxy,
+        "upstream_down",
+        &[
+            "refused",
+            "unavailable",
+            "closed by the upstream",
+            "lost connection",
+        ],
+    );
+    db.restart();
+    scenario(&proxy, "upstream_back", &[]);
+}
+
+#[test]
+fn max_clients_refuses_the_third_client_with_1040() {
+    let proxy = proxy_for(mariadb(), "max_clients = 2");
+    scenario(&proxy, "max_clients", &[POOL]);
+}
