@@ -173,9 +173,20 @@ pub struct PoolConfig {
     pub max_command_bytes: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
+    /// MySQL: offer TLS to clients with this certificate chain and key (PEM files).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Redis-only keys (flat in the file, like every pool key).
     #[serde(flatten)]
     pub redis: Option<RedisPoolConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsConfig {
+    #[serde(rename = "tls_cert")]
+    pub cert: PathBuf,
+    #[serde(rename = "tls_key")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -17,3 +17,4 @@ pub mod pool;
 pub mod redis;
 pub mod registry;
 pub mod server;
+pub mod tls;

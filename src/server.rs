@@ -31,6 +31,8 @@ pub enum StartError {
     /// The admin socket or the metrics exporter could not start.
     #[error("{0}")]
     Control(#[source] std::io::Error),
+    #[error("pool {pool:?}: cannot set up TLS: {cause}")]
+    Tls { pool: String, cause: String },
     #[error("pool {pool:?}: the {protocol} engine is not available in this build")]
     Unsupported { pool: String, protocol: Protocol },
 }
@@ -66,9 +68,20 @@ impl Engine {
     fn build(cfg: &PoolConfig, registry: &Arc<Registry>) -> Result<Engine, StartError> {
         match cfg.protocol {
             Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),
-            Protocol::Mysql => Ok(Engine::Mysql(crate::mysql::pool::MysqlPool::new(
-                cfg, registry,
-            ))),
+            Protocol::Mysql => {
+                let tls = match &cfg.tls {
+                    Some(t) => Some(crate::tls::server_config(t).map_err(|e| StartError::Tls {
+                        pool: cfg.name.clone(),
+                        cause: e,
+                    })?),
+                    None => None,
+                };
+                Ok(Engine::Mysql(crate::mysql::pool::MysqlPool::new(
+                    cfg,
+                    registry,
+                    tls.map(tokio_rustls::TlsAcceptor::from),
+                )))
+            }
         }
     }
 }

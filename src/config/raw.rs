@@ -72,6 +72,8 @@ pub struct RawPool {
     pub max_command_bytes: Option<i64>,
     // MySQL only
     pub users: Option<Vec<RawUser>>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     // Redis only
     pub max_pinned: Option<i64>,
     pub username: Option<String>,

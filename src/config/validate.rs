@@ -321,6 +321,7 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             1024,
         ),
         users: Vec::new(),
+        tls: None,
         redis: None,
     };
 
@@ -340,6 +341,28 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
                     );
                 }
             }
+            cfg.tls = match (&rp.tls_cert, &rp.tls_key) {
+                (None, None) => None,
+                (Some(cert), Some(key_file)) => {
+                    let tls = TlsConfig {
+                        cert: PathBuf::from(cert),
+                        key: PathBuf::from(key_file),
+                    };
+                    // Loaded now so that `check` reports an unreadable or mismatched pair.
+                    if let Err(e) = crate::tls::server_config(&tls) {
+                        c.err(&key("tls_cert"), e);
+                    }
+                    Some(tls)
+                }
+                (Some(_), None) => {
+                    c.err(&key("tls_key"), "is required with tls_cert");
+                    None
+                }
+                (None, Some(_)) => {
+                    c.err(&key("tls_cert"), "is required with tls_key");
+                    None
+                }
+            };
             let users = rp.users.unwrap_or_default();
             if users.is_empty() {
                 c.err(
@@ -354,6 +377,14 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             }
         }
         Protocol::Redis => {
+            for (k, set) in [
+                ("tls_cert", rp.tls_cert.is_some()),
+                ("tls_key", rp.tls_key.is_some()),
+            ] {
+                if set {
+                    c.err(&key(k), "applies only to mysql pools");
+                }
+            }
             if rp.min_idle.is_some() {
                 c.err(
                     &key("min_idle"),

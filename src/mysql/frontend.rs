@@ -4,7 +4,16 @@
 //! the proxy knows the password, so it can always verify the scramble), answer 1045 otherwise.
 //! No byte from a client reaches an upstream before this succeeds.
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+
+use super::io::Packet;
+use super::protocol::packet::{HEADER_LEN, decode_packet, write_packet};
+use crate::server::{ClientReader, ClientStream, ClientWriter};
+use crate::tls::Prefixed;
 
 use super::io::{IoError, PacketReader, PacketWriter};
 use super::protocol::auth::{self, CACHING_SHA2_PASSWORD, MYSQL_NATIVE_PASSWORD};
@@ -56,21 +65,156 @@ pub enum HandshakeError {
     Io(#[from] IoError),
 }
 
-pub async fn handshake<R, W>(
-    reader: &mut PacketReader<R>,
-    writer: &mut PacketWriter<W>,
-    users: &[UserConfig],
+/// A client's socket after the greeting: plain, or upgraded to TLS if it asked (and the pool
+/// offers it), with its handshake response already read.
+pub struct Opened {
+    pub reader: PacketReader<ClientReader>,
+    pub writer: PacketWriter<ClientWriter>,
+    pub nonce: [u8; auth::NONCE_LEN],
+    pub response: Packet,
+    pub tls: bool,
+}
+
+/// Greets the client and reads its first answer; an SSL request upgrades the socket to TLS
+/// first (bytes of the ClientHello that came with it are replayed into the TLS stream).
+pub async fn open(
+    mut stream: ClientStream,
+    tls: Option<&TlsAcceptor>,
     facts: &ServerFacts,
     connection_id: u32,
+    max_payload: usize,
+    timeout: Duration,
+) -> Result<Opened, HandshakeError> {
+    let nonce = auth::new_nonce();
+    let mut offered = OFFERED;
+    if tls.is_some() {
+        offered |= CLIENT_SSL;
+    }
+    let mut out = BytesMut::new();
+    greeting(facts, connection_id, nonce, offered).encode(&mut out);
+    let mut framed = BytesMut::new();
+    write_packet(&mut framed, 0, &out);
+    stream.write_all(&framed).await.map_err(IoError::from)?;
+    // A client that sends nothing (or an HTTP request, read as a 5 MB length) must not hold a
+    // max_clients slot for ever.
+    let first = tokio::time::timeout(timeout, read_first_packet(&mut stream)).await;
+    let (first, rest) = match first {
+        Ok(Ok(x)) => x,
+        Ok(Err(HandshakeError::Refused(err))) => return Err(refuse(stream, err).await),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(refuse(stream, bad("no handshake response within connect_timeout")).await);
+        }
+    };
+    if !SslRequest::is_ssl_request(&first.payload) {
+        let (r, w) = stream.into_split();
+        return Ok(Opened {
+            reader: PacketReader::with_buffered(r, max_payload, rest),
+            writer: PacketWriter::new(w),
+            nonce,
+            response: first,
+            tls: false,
+        });
+    }
+    let Some(acceptor) = tls else {
+        return Err(refuse(stream, bad("TLS was not offered")).await);
+    };
+    let upgrade = async {
+        let upgraded = acceptor
+            .accept(Prefixed::new(rest.freeze(), stream))
+            .await
+            .map_err(|e| bad_handshake(&format!("TLS handshake failed: {e}")))?;
+        let (r, w) = tokio::io::split(upgraded);
+        let mut reader = PacketReader::new(Box::new(r) as ClientReader, HANDSHAKE_MAX);
+        let response = reader.read().await?;
+        reader.set_max_payload(max_payload);
+        Ok::<_, HandshakeError>((reader, w, response))
+    };
+    let (reader, w, response) = tokio::time::timeout(timeout, upgrade)
+        .await
+        .map_err(|_| bad_handshake("TLS handshake not finished within connect_timeout"))??;
+    Ok(Opened {
+        reader,
+        writer: PacketWriter::new(Box::new(w) as ClientWriter),
+        nonce,
+        response,
+        tls: true,
+    })
+}
+
+/// The handshake response is a few hundred bytes; anything claiming more is not a MySQL
+/// client.
+const HANDSHAKE_MAX: usize = 64 * 1024;
+
+/// The first packet (seq 1), read straight from the socket, and whatever followed it.
+async fn read_first_packet(
+    stream: &mut ClientStream,
+) -> Result<(Packet, BytesMut), HandshakeError> {
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        let frame =
+            decode_packet(&buf, HANDSHAKE_MAX).map_err(|e| bad_handshake(&e.to_string()))?;
+        if let Some(frame) = frame {
+            if frame.seq != 1 {
+                return Err(bad_handshake("packet out of order"));
+            }
+            let mut wire = buf.split_to(frame.wire_len());
+            let payload = wire.split_off(HEADER_LEN).freeze();
+            return Ok((
+                Packet {
+                    seq: frame.seq,
+                    payload,
+                },
+                buf,
+            ));
+        }
+        if stream.read_buf(&mut buf).await.map_err(IoError::from)? == 0 {
+            return Err(HandshakeError::Io(IoError::Closed));
+        }
+    }
+}
+
+/// Tells a client its handshake is refused (as the answer to its first packet), then closes.
+async fn refuse(mut stream: ClientStream, err: ErrPacket) -> HandshakeError {
+    let mut payload = BytesMut::new();
+    err.encode(
+        &mut payload,
+        Capabilities::from_parts(CLIENT_PROTOCOL_41 as u32, 0),
+    );
+    let mut out = BytesMut::new();
+    write_packet(&mut out, 2, &payload);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+    HandshakeError::Refused(err)
+}
+
+fn bad(why: &str) -> ErrPacket {
+    ErrPacket::new(1043, b"08S01", format!("Bad handshake: {why}"))
+}
+
+fn bad_handshake(why: &str) -> HandshakeError {
+    HandshakeError::Refused(bad(why))
+}
+
+/// Checks the client's handshake response (already read) against the pool's users.
+pub async fn authenticate<R, W>(
+    reader: &mut PacketReader<R>,
+    writer: &mut PacketWriter<W>,
+    packet: &Packet,
+    nonce: [u8; auth::NONCE_LEN],
+    users: &[UserConfig],
     client_host: &str,
 ) -> Result<Hello, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let nonce = auth::new_nonce();
-    greet(writer, facts, connection_id, nonce).await?;
-    let response = read_response(reader).await?;
+    if SslRequest::is_ssl_request(&packet.payload) {
+        return Err(bad_handshake("TLS was not offered"));
+    }
+    let response =
+        HandshakeResponse41::decode(&packet.payload).map_err(|e| bad_handshake(&e.to_string()))?;
+    writer.seq = packet.seq.wrapping_add(1);
     let caps = Capabilities::from_parts(response.capabilities.lower() & OFFERED as u32, 0);
     let denied = |using_password: bool| {
         HandshakeError::Refused(ErrPacket::new(
@@ -87,7 +231,6 @@ where
     let Some(user) = users.iter().find(|u| u.user == response.username) else {
         return Err(denied(using_password));
     };
-    writer.seq = 2;
     let password = user.password.expose().as_bytes();
     let verified = match response
         .auth_plugin
@@ -198,41 +341,21 @@ pub fn change_user(
     })
 }
 
-async fn greet<W: AsyncWrite + Unpin>(
-    writer: &mut PacketWriter<W>,
+fn greeting(
     facts: &ServerFacts,
     connection_id: u32,
     nonce: [u8; auth::NONCE_LEN],
-) -> Result<(), IoError> {
-    let greeting = HandshakeV10 {
+    offered: u64,
+) -> HandshakeV10 {
+    HandshakeV10 {
         server_version: facts.version.clone(),
         connection_id,
         nonce,
-        capabilities: Capabilities::from_parts(OFFERED as u32, 0),
+        capabilities: Capabilities::from_parts(offered as u32, 0),
         charset: facts.charset,
         status: facts.status,
         auth_plugin: MYSQL_NATIVE_PASSWORD.to_string(),
-    };
-    writer.seq = 0;
-    writer.send_with(|o| greeting.encode(o)).await?;
-    writer.flush().await
-}
-
-async fn read_response<R: AsyncRead + Unpin>(
-    reader: &mut PacketReader<R>,
-) -> Result<HandshakeResponse41, HandshakeError> {
-    let packet = reader.read().await?;
-    let bad = |why: &str| {
-        HandshakeError::Refused(ErrPacket::new(
-            1043,
-            b"08S01",
-            format!("Bad handshake: {why}"),
-        ))
-    };
-    if SslRequest::is_ssl_request(&packet.payload) {
-        return Err(bad("TLS was not offered"));
     }
-    HandshakeResponse41::decode(&packet.payload).map_err(|e| bad(&e.to_string()))
 }
 
 fn verify_native(password: &[u8], nonce: &[u8], response: &[u8]) -> bool {

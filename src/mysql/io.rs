@@ -7,9 +7,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::protocol::ProtocolError;
-use super::protocol::packet::{HEADER_LEN, MAX_CHUNK, decode_packet, write_packet};
+use super::protocol::packet::{HEADER_LEN, MAX_CHUNK, PacketHeader, decode_packet, write_packet};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// What a read starts with when nothing is buffered and the last read did not fill its buffer:
+/// an idle client (most of them, most of the time) then owns this little, not 16 KiB. A typical
+/// statement, or a small result, fits.
+const IDLE_READ: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -39,6 +43,9 @@ pub struct PacketReader<R> {
     r: R,
     buf: BytesMut,
     max_payload: usize,
+    /// The last read filled all the room it had: more is probably on its way (a result set),
+    /// so the next read gets a full chunk even if every packet so far was handed out.
+    streaming: bool,
 }
 
 impl<R: AsyncRead + Unpin> PacketReader<R> {
@@ -47,6 +54,15 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             r,
             buf: BytesMut::new(),
             max_payload: max_payload.min(MAX_CHUNK),
+            streaming: false,
+        }
+    }
+
+    /// A reader that first hands out bytes already read from the socket.
+    pub fn with_buffered(r: R, max_payload: usize, buf: BytesMut) -> Self {
+        PacketReader {
+            buf,
+            ..PacketReader::new(r, max_payload)
         }
     }
 
@@ -65,13 +81,30 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                     payload,
                 });
             }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
+            let want = if self.buf.is_empty() && !self.streaming {
+                IDLE_READ
+            } else {
+                READ_CHUNK
+            };
+            if self.buf.capacity() - self.buf.len() < want / 4 {
+                self.buf.reserve(want);
             }
-            if self.r.read_buf(&mut self.buf).await? == 0 {
+            let room = self.buf.capacity() - self.buf.len();
+            let n = self.r.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 return Err(IoError::Closed);
             }
+            self.streaming = n == room;
         }
+    }
+
+    /// The socket under the reader.
+    pub fn get_ref(&self) -> &R {
+        &self.r
+    }
+
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload.min(MAX_CHUNK);
     }
 
     /// Bytes read but not yet handed out (a client must not pipeline during the handshake).
@@ -109,6 +142,27 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
             self.flush().await?;
         }
         self.seq = write_packet(&mut self.out, self.seq, payload);
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues one physical packet exactly as received from the other side (relaying): a
+    /// payload of 16 MiB − 1 is a fragment whose continuation follows, so unlike `send` it gets
+    /// no empty trailer here.
+    pub async fn relay(&mut self, payload: &[u8]) -> Result<(), IoError> {
+        debug_assert!(payload.len() <= MAX_CHUNK);
+        if self.out.len() + payload.len() > FLUSH_AT {
+            self.flush().await?;
+        }
+        let header = PacketHeader {
+            len: payload.len(),
+            seq: self.seq,
+        };
+        self.out.extend_from_slice(&header.encode());
+        self.out.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
         if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }

@@ -39,6 +39,8 @@ pub struct MysqlPool {
     shrink: AtomicUsize,
     /// Which upstream thread serves which client right now (for `KILL`).
     threads: Mutex<HashMap<u64, Serving>>,
+    /// TLS offered to clients (`tls_cert`/`tls_key`), if configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     permits: Arc<Semaphore>,
     idle: Arc<Mutex<Idle>>,
     pub health: Health,
@@ -54,7 +56,9 @@ pub struct Serving {
 
 #[derive(Default)]
 struct Idle {
-    conns: Vec<MysqlConn>,
+    /// Boxed, as in `Checkout`: a connection moves between the two by pointer.
+    #[allow(clippy::vec_box)]
+    conns: Vec<Box<MysqlConn>>,
     /// Open connections: idle plus checked out.
     open: usize,
 }
@@ -62,7 +66,9 @@ struct Idle {
 /// A checked-out connection. Give it back with `MysqlPool::put` (after making it clean);
 /// dropping it closes the connection and frees its place in the bound.
 pub struct Checkout {
-    conn: Option<MysqlConn>,
+    /// Boxed: a checkout lives in every session future that runs a statement, and an inline
+    /// connection (~300 B) made each of those, hence every idle client's task, larger.
+    conn: Option<Box<MysqlConn>>,
     idle: Arc<Mutex<Idle>>,
     permit: Option<OwnedSemaphorePermit>,
     pub since: Instant,
@@ -93,8 +99,13 @@ impl Drop for Checkout {
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl MysqlPool {
-    pub fn new(cfg: &PoolConfig, registry: &Arc<Registry>) -> Arc<MysqlPool> {
+    pub fn new(
+        cfg: &PoolConfig,
+        registry: &Arc<Registry>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Arc<MysqlPool> {
         let pool = Arc::new(MysqlPool {
+            tls,
             cfg: Arc::new(cfg.clone()),
             entry: registry.pool(cfg),
             registry: registry.clone(),
@@ -158,13 +169,19 @@ impl MysqlPool {
     /// by nobody right now).
     pub fn serving(&self, client: u64, user: &str, thread: Option<u32>) {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        threads.insert(
-            client,
-            Serving {
-                user: user.to_string(),
-                thread,
-            },
-        );
+        // Called twice per statement: the common case changes only the thread, in place.
+        match threads.get_mut(&client) {
+            Some(s) if s.user == user => s.thread = thread,
+            _ => {
+                threads.insert(
+                    client,
+                    Serving {
+                        user: user.to_string(),
+                        thread,
+                    },
+                );
+            }
+        }
     }
 
     pub fn gone(&self, client: u64) {
@@ -242,14 +259,23 @@ impl MysqlPool {
         let evicted = {
             let mut idle = self.idle();
             let matching = |c: &MysqlConn| c.user == key.user && c.found_rows == key.found_rows;
-            let best = idle
-                .conns
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(|(_, c)| matching(c))
-                .max_by_key(|(_, c)| (c.state.schema == want.schema, c.state.vars == want.vars))
-                .map(|(i, _)| i);
+            // The most recently used connection whose session already matches (stopping at the
+            // first: under load they all do), else the best partial match.
+            let mut best: Option<(usize, (bool, bool))> = None;
+            for (i, c) in idle.conns.iter().enumerate().rev() {
+                if !matching(c) {
+                    continue;
+                }
+                let fit = (c.state.schema == want.schema, c.state.vars == want.vars);
+                if fit == (true, true) {
+                    best = Some((i, fit));
+                    break;
+                }
+                if best.is_none_or(|(_, b)| fit > b) {
+                    best = Some((i, fit));
+                }
+            }
+            let best = best.map(|(i, _)| i);
             if let Some(i) = best {
                 let conn = idle.conns.swap_remove(i);
                 return Ok(self.checkout(conn, permit));
@@ -265,7 +291,7 @@ impl MysqlPool {
             }
         };
         drop(evicted);
-        match self.connect(login).await {
+        match Box::pin(self.connect(login)).await {
             Ok(conn) => Ok(self.checkout(conn, permit)),
             Err(e) => {
                 self.idle().open -= 1;
@@ -274,7 +300,7 @@ impl MysqlPool {
         }
     }
 
-    fn checkout(&self, conn: MysqlConn, permit: OwnedSemaphorePermit) -> Checkout {
+    fn checkout(&self, conn: Box<MysqlConn>, permit: OwnedSemaphorePermit) -> Checkout {
         Checkout {
             conn: Some(conn),
             idle: self.idle.clone(),
@@ -283,7 +309,7 @@ impl MysqlPool {
         }
     }
 
-    async fn connect(&self, login: &Login) -> Result<MysqlConn, AcquireError> {
+    async fn connect(&self, login: &Login) -> Result<Box<MysqlConn>, AcquireError> {
         let unavailable = |cause: String| AcquireError::Unavailable {
             addr: self.cfg.upstream.clone(),
             cause,
@@ -294,7 +320,7 @@ impl MysqlPool {
                 self.health.succeeded();
                 *self.facts.lock().unwrap_or_else(|e| e.into_inner()) = Some(facts);
                 tracing::debug!(pool = %self.cfg.name, thread = conn.thread_id, "upstream connection opened");
-                Ok(conn)
+                Ok(Box::new(conn))
             }
             Err(e) => {
                 // An upstream that refuses (wrong password, its own max_connections) is up;

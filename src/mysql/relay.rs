@@ -121,7 +121,7 @@ where
     let w = &mut client.writer;
     match role {
         PacketRole::LastDefinition => {
-            w.send(payload).await?;
+            w.relay(payload).await?;
             if !caps.contains(CLIENT_DEPRECATE_EOF) {
                 let eof = EofPacket {
                     warnings: 0,
@@ -140,7 +140,7 @@ where
                 };
                 w.send_with(|o| eof.encode(o, caps)).await?;
             } else if caps.contains(CLIENT_SESSION_TRACK) {
-                w.send(payload).await?;
+                w.relay(payload).await?;
             } else {
                 w.send_with(|o| ok.encode_as_eof(o, caps)).await?;
             }
@@ -149,12 +149,12 @@ where
             let ok = OkPacket::decode(payload, up.caps)?;
             client.status = ok.status;
             if caps.contains(CLIENT_SESSION_TRACK) {
-                w.send(payload).await?;
+                w.relay(payload).await?;
             } else {
                 w.send_with(|o| ok.encode(o, caps)).await?;
             }
         }
-        PacketRole::Other => w.send(payload).await?,
+        PacketRole::Other => w.relay(payload).await?,
     }
     Ok(())
 }
@@ -186,7 +186,7 @@ where
         client.writer.seq = packet.seq.wrapping_add(1);
         let last = ends.feed(packet.payload.len());
         up.writer
-            .send(&packet.payload)
+            .relay(&packet.payload)
             .await
             .map_err(|e| RelayError::Upstream {
                 cause: up.io(e).to_string(),

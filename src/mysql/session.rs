@@ -19,7 +19,7 @@ use super::protocol::capabilities::*;
 use super::protocol::command::{self as cmd, ClientCommand};
 use super::protocol::response::{EofPacket, ErrPacket, OkPacket};
 use super::state::{PinReason, Replayable, Verb};
-use super::upstream::Login;
+use super::upstream::{Login, ServerFacts};
 use crate::config::{PoolMode, Protocol};
 use crate::pool::AcquireError;
 use crate::registry::{SessionHandle, SessionState};
@@ -46,19 +46,65 @@ pub async fn serve(
     peer: Peer,
     phase: watch::Receiver<Phase>,
 ) {
-    let (r, w) = stream.into_split();
-    let mut reader = PacketReader::new(r, pool.live().max_command_bytes);
-    let mut writer = PacketWriter::new(w);
-    let Some(mut session) = Session::start(pool, &mut reader, &mut writer, peer, phase).await
+    let facts = match Box::pin(upstream_facts(&pool)).await {
+        Ok(f) => f,
+        Err(err) => return refuse_raw(stream, &err).await,
+    };
+    let max = pool.live().max_command_bytes;
+    let opened = match Box::pin(frontend::open(
+        stream,
+        pool.tls.as_ref(),
+        &facts,
+        peer.id as u32,
+        max,
+        pool.live().connect_timeout,
+    ))
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::info!(pool = %pool.cfg.name, client = peer.id, addr = %peer.addr, error = %e, "client refused");
+            return;
+        }
+    };
+    let frontend::Opened {
+        mut reader,
+        mut writer,
+        nonce,
+        response,
+        ..
+    } = opened;
+    // The handshake's futures are boxed: a session task's own size is what every idle client
+    // costs for as long as it stays connected.
+    let Some(mut session) = Box::pin(Session::start(
+        pool,
+        &mut reader,
+        &mut writer,
+        peer,
+        phase,
+        Greeted {
+            facts,
+            nonce,
+            response,
+        },
+    ))
+    .await
     else {
         writer.shutdown().await;
         return;
     };
     let end = session.run(&mut reader, &mut writer).await;
-    session.release_held().await;
+    Box::pin(session.release_held()).await;
     session.pool.gone(session.peer.id);
     writer.shutdown().await;
     tracing::debug!(pool = %session.pool.cfg.name, client = session.peer.id, reason = %end, "client session ended");
+}
+
+/// What the client was greeted with and what it answered.
+struct Greeted {
+    facts: ServerFacts,
+    nonce: [u8; super::protocol::auth::NONCE_LEN],
+    response: Packet,
 }
 
 /// The client's session state, as the proxy tracks it.
@@ -132,27 +178,17 @@ impl Session {
         writer: &mut Writer,
         peer: Peer,
         phase: watch::Receiver<Phase>,
+        greeted: Greeted,
     ) -> Option<Session> {
-        let live = pool.live();
-        let first_user = live.users.first()?;
-        let probe_login = login_for(&pool, first_user, false);
-        let facts = match pool.facts(&probe_login).await {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = send_err(writer, &acquire_err(&e), 0).await;
-                return None;
-            }
-        };
+        let Greeted {
+            facts,
+            nonce,
+            response,
+        } = greeted;
         let host = client_host(&peer);
-        let hello = match frontend::handshake(
-            reader,
-            writer,
-            &pool.live().users,
-            &facts,
-            peer.id as u32,
-            &host,
-        )
-        .await
+        let users = pool.live().users.clone();
+        let hello = match frontend::authenticate(reader, writer, &response, nonce, &users, &host)
+            .await
         {
             Ok(h) => h,
             Err(HandshakeError::Refused(err)) => {
@@ -257,7 +293,9 @@ impl Session {
             self.reg.set_state(SessionState::Active);
             let started = Instant::now();
             let written = writer.written;
-            let flow = self.command(packet, reader, writer).await;
+            // Boxed: a command's future (~2.5 KiB, mostly layout padding around the checkout and
+            // the relay) would otherwise be part of every session task, idle ones included.
+            let flow = Box::pin(self.command(packet, reader, writer)).await;
             self.pool.entry.stats.latency.record(started.elapsed());
             self.reg.sent(writer.written - written);
             self.report();
@@ -290,13 +328,13 @@ impl Session {
                     return self.ok(writer).await;
                 }
                 if scan.verb == Verb::Kill {
-                    return self.kill(sql, writer).await;
+                    return Box::pin(self.kill(sql, writer)).await;
                 }
                 if self.held.is_none()
                     && scan.reads_counter
                     && let Some((counter, name)) = counters::counter_read(sql)
                 {
-                    return self.answer_counter(writer, counter, &name).await;
+                    return Box::pin(self.answer_counter(writer, counter, &name)).await;
                 }
                 if scan.verb == Verb::Load
                     && scan.mentions_local
@@ -348,7 +386,7 @@ impl Session {
                 }
                 Flow::Continue
             }
-            ClientCommand::ResetConnection => self.reset_connection(writer).await,
+            ClientCommand::ResetConnection => Box::pin(self.reset_connection(writer)).await,
             ClientCommand::SetOption(option) => {
                 self.state.replay.multi_statements =
                     option == cmd::MYSQL_OPTION_MULTI_STATEMENTS_ON;
@@ -377,10 +415,12 @@ impl Session {
                 };
                 flow(sent.and(writer.flush().await))
             }
-            ClientCommand::ChangeUser { .. } => self.change_user(&packet.payload, writer).await,
+            ClientCommand::ChangeUser { .. } => {
+                Box::pin(self.change_user(&packet.payload, writer)).await
+            }
             ClientCommand::ProcessKill(id) => {
                 let sql = format!("KILL {id}");
-                self.kill(sql.as_bytes(), writer).await
+                Box::pin(self.kill(sql.as_bytes(), writer)).await
             }
             ClientCommand::Other { command, .. } => {
                 let err = ErrPacket::new(
@@ -498,11 +538,7 @@ impl Session {
     }
 
     async fn check_schema(&mut self) -> Result<(), ErrPacket> {
-        let mut checkout = self
-            .pool
-            .acquire(&self.key, &self.login, &self.state.replay)
-            .await
-            .map_err(|e| acquire_err(&e))?;
+        let mut checkout = self.checkout().await?;
         let replay = super::state::replay(&self.state.replay, &checkout.get().state, None);
         match checkout.conn().apply(replay).await {
             Ok(changes) => {
@@ -573,6 +609,36 @@ fn flow(r: Result<(), IoError>) -> Flow {
         Ok(()) => Flow::Continue,
         Err(e) => Flow::Close(format!("client socket: {e}")),
     }
+}
+
+/// What the upstream says about itself (the greeting repeats it).
+async fn upstream_facts(pool: &MysqlPool) -> Result<ServerFacts, ErrPacket> {
+    let live = pool.live();
+    let user = live
+        .users
+        .first()
+        .ok_or_else(|| ErrPacket::new(1045, b"28000", "tidepool: the pool has no users"))?;
+    pool.facts(&login_for(pool, user, false))
+        .await
+        .map_err(|e| {
+            tracing::warn!(pool = %pool.cfg.name, error = %e, "cannot greet a client: no upstream");
+            acquire_err(&e)
+        })
+}
+
+/// Tells a client that arrived while no upstream can be reached why, in place of a greeting
+/// (as a server does when it cannot take a connection).
+async fn refuse_raw(mut stream: ClientStream, err: &ErrPacket) {
+    use tokio::io::AsyncWriteExt;
+    let mut payload = bytes::BytesMut::new();
+    err.encode(
+        &mut payload,
+        Capabilities::from_parts(CLIENT_PROTOCOL_41 as u32, 0),
+    );
+    let mut out = bytes::BytesMut::new();
+    super::protocol::packet::write_packet(&mut out, 0, &payload);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
 }
 
 /// The client's host as MySQL names it in errors (`'app'@'127.0.0.1'`).

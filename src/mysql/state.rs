@@ -117,6 +117,9 @@ impl Verb {
 /// Scans a `COM_QUERY` statement: one pass of the lexer, no allocation for a statement that
 /// pins nothing.
 pub fn scan_statement(sql: &[u8]) -> StatementScan {
+    if let Some(scan) = plain_statement(sql) {
+        return scan;
+    }
     let word = |t: Token<'_>, w: &[u8]| matches!(t, Token::Word(x) if x.eq_ignore_ascii_case(w));
     let user_var = |t: Token<'_>| matches!(t, Token::Variable(v) if !v.starts_with(b"@@"));
     let mut s = StatementScan::default();
@@ -192,6 +195,31 @@ pub fn scan_statement(sql: &[u8]) -> StatementScan {
         s.releases.push(PinReason::FoundRows);
     }
     s
+}
+
+/// The scan of the common statement without a lexer: one that starts with a keyword the session
+/// does not care about and holds no `@` (user variables), no `(` (function calls) and no
+/// `SQL_CALC_FOUND_ROWS` anywhere — not even inside strings or comments, so nothing a lexer
+/// would find is missed. `None`: scan it properly.
+fn plain_statement(sql: &[u8]) -> Option<StatementScan> {
+    let start = sql.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = &sql[start..];
+    let len = rest
+        .iter()
+        .position(|&b| !b.is_ascii_alphanumeric() && b != b'_');
+    let first = &rest[..len.unwrap_or(rest.len())];
+    if first.is_empty() || first[0].is_ascii_digit() || Verb::of(first) != Verb::Other {
+        return None;
+    }
+    // A word running into a byte ≥ 0x80, `$` or a quote is the lexer's business.
+    if len.is_some_and(|n| !(rest[n].is_ascii_whitespace() || rest[n] == b';')) {
+        return None;
+    }
+    let suspicious = sql.iter().any(|&b| b == b'@' || b == b'(');
+    let calc = sql
+        .windows(b"CALC_FOUND".len())
+        .any(|w| w.eq_ignore_ascii_case(b"CALC_FOUND"));
+    (!suspicious && !calc).then(StatementScan::default)
 }
 
 /// System variables the proxy manages itself: never replayed, and a client changing them pins.

@@ -370,6 +370,16 @@ impl MysqlConn {
         }
     }
 
+    /// An idle connection has nothing to say: EOF or stray bytes waiting on it mean the upstream
+    /// closed it (a restart, its wait_timeout) and it must not be handed to a client.
+    pub fn peer_closed(&self) -> bool {
+        if self.reader.has_buffered() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        !matches!(self.reader.get_ref().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     pub async fn rollback(&mut self) -> Result<(), UpstreamError> {
         self.query("ROLLBACK", "rollback").await.map(|_| ())
     }

@@ -94,6 +94,54 @@ pub enum ClientStream {
     Unix(UnixStream),
 }
 
+/// Delegates to the socket: the MySQL handshake reads and writes the unsplit stream until it
+/// knows whether TLS follows.
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 impl ClientStream {
     pub fn into_split(self) -> (ClientReader, ClientWriter) {
         match self {

@@ -6,7 +6,7 @@ use super::super::io::Packet;
 use super::super::pool::Checkout;
 use super::super::protocol::capabilities::SERVER_STATUS_IN_TRANS;
 use super::super::protocol::response::ErrPacket;
-use super::super::protocol::tracker::ResponseEnd;
+use super::super::protocol::tracker::{ResponseEnd, ResponseTracker};
 use super::super::relay::{self, RelayError};
 use super::super::state::{self, StatementScan};
 use super::{Flow, Reader, Session, Writer, acquire_err, send_err};
@@ -24,7 +24,6 @@ impl Session {
         reader: &mut Reader,
         writer: &mut Writer,
     ) -> Flow {
-        let client_seq = writer.seq;
         let mut checkout = match self.held.take() {
             Some(c) => c,
             None => match self.checkout().await {
@@ -42,7 +41,7 @@ impl Session {
             reads_id.then_some(self.state.last_insert_id),
         );
         if !replay.is_empty() {
-            match checkout.conn().apply(replay).await {
+            match Box::pin(checkout.conn().apply(replay)).await {
                 Ok(changes) => {
                     // The server's own spelling of what was replayed, so the next diff is empty.
                     let _ = state::apply_changes(
@@ -61,11 +60,21 @@ impl Session {
                 }
             }
         }
-        if let Err(why) = self.send_command(&mut checkout, &packet, reader).await {
-            drop(checkout);
-            return self.upstream_lost(writer, why, false).await;
+        let last_seq = match self.send_command(&mut checkout, &packet, reader).await {
+            Ok(seq) => seq,
+            Err(why) => {
+                drop(checkout);
+                return Box::pin(self.upstream_lost(writer, why, false)).await;
+            }
+        };
+        if !ResponseTracker::new(command, checkout.get().caps).expects_response() {
+            // COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA: nothing comes back, to anyone.
+            self.held = Some(checkout);
+            return Flow::Continue;
         }
-        writer.seq = client_seq;
+        // The answer follows the last packet of the command (a command of 16 MiB or more
+        // came in several).
+        writer.seq = last_seq.wrapping_add(1);
         let mut client = relay::Client {
             reader,
             writer,
@@ -86,7 +95,7 @@ impl Session {
             }
             Err(RelayError::Upstream { cause, relayed }) => {
                 drop(checkout);
-                self.upstream_lost(writer, cause, relayed).await
+                Box::pin(self.upstream_lost(writer, cause, relayed)).await
             }
         }
     }
@@ -99,10 +108,25 @@ impl Session {
         }
         self.reg.set_state(SessionState::Waiting);
         let started = Instant::now();
-        let result = self
+        let mut result = self
             .pool
             .acquire(&self.key, &self.login, &self.state.replay)
             .await;
+        // Pooled connections the upstream closed meanwhile are dropped, not handed out.
+        for _ in 0..self.pool.max_upstream() {
+            match result {
+                Ok(mut c) if c.get().peer_closed() => {
+                    tracing::debug!(pool = %self.pool.cfg.name, thread = c.get().thread_id, "dropping a pooled connection the upstream closed");
+                    c.conn().broken = true;
+                    self.pool.put(c);
+                    result = self
+                        .pool
+                        .acquire(&self.key, &self.login, &self.state.replay)
+                        .await;
+                }
+                _ => break,
+            }
+        }
         self.pool.entry.stats.acquire_wait.record(started.elapsed());
         self.reg.set_state(SessionState::Active);
         result.map_err(|e| {
@@ -122,13 +146,14 @@ impl Session {
         checkout: &mut Checkout,
         first: &Packet,
         reader: &mut Reader,
-    ) -> Result<(), String> {
+    ) -> Result<u8, String> {
         let conn = checkout.conn();
         conn.writer.seq = 0;
         conn.writer
-            .send(&first.payload)
+            .relay(&first.payload)
             .await
             .map_err(|e| conn.io(e).to_string())?;
+        let mut last_seq = first.seq;
         let mut continued = first.is_continued();
         let mut total = first.payload.len();
         while continued {
@@ -142,15 +167,17 @@ impl Session {
                 ));
             }
             continued = next.is_continued();
+            last_seq = next.seq;
             conn.writer
-                .send(&next.payload)
+                .relay(&next.payload)
                 .await
                 .map_err(|e| conn.io(e).to_string())?;
         }
         conn.writer
             .flush()
             .await
-            .map_err(|e| conn.io(e).to_string())
+            .map_err(|e| conn.io(e).to_string())?;
+        Ok(last_seq)
     }
 
     /// The upstream connection failed under a command. The client gets an error if nothing of
@@ -201,10 +228,12 @@ impl Session {
         self.state.in_trans = match state::in_transaction(&end) {
             Some(open) => open,
             // An error carries no status. If a transaction may have begun (autocommit off), ask.
-            None if !self.state.in_trans && !self.state.autocommit() => match conn.status().await {
-                Ok(status) => status & SERVER_STATUS_IN_TRANS != 0,
-                Err(_) => true,
-            },
+            None if !self.state.in_trans && !self.state.autocommit() => {
+                match Box::pin(conn.status()).await {
+                    Ok(status) => status & SERVER_STATUS_IN_TRANS != 0,
+                    Err(_) => true,
+                }
+            }
             None => self.state.in_trans,
         };
         let keep = self.state.in_trans

@@ -153,3 +153,31 @@ fn values_are_quoted_so_that_no_sql_mode_misreads_them() {
     assert_eq!(sql_value(""), "''");
     assert_eq!(sql_value("a'b"), "X'612762'");
 }
+
+#[test]
+fn the_lexer_free_path_agrees_with_the_lexer() {
+    for sql in [
+        "SELECT c FROM sbtest1 WHERE id=5003",
+        "  select * from t;",
+        "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1",
+        "SELECT sql_calc_found_rows a FROM t",
+        "SELECT a INTO @x FROM t",
+        "SELECT GET_LOCK('a', 1)",
+        "UPDATE t SET a = @x",
+        "INSERT INTO t VALUES (1)",
+        "SELECT`a`FROM t",
+        "DELETE FROM t WHERE a = 'x'",
+    ] {
+        let fast = plain_statement(sql.as_bytes());
+        if let Some(fast) = fast {
+            let mut slow = sql.as_bytes().to_vec();
+            // A leading comment forces the lexer.
+            slow.splice(0..0, b"/**/ ".iter().copied());
+            assert_eq!(fast, scan_statement(&slow), "{sql}");
+        }
+    }
+    assert!(plain_statement(b"SELECT c FROM sbtest1 WHERE id=5003").is_some());
+    assert!(plain_statement(b"SELECT a INTO @x FROM t").is_none());
+    assert!(plain_statement(b"SELECT SQL_CALC_FOUND_ROWS * FROM t").is_none());
+    assert!(plain_statement(b"COMMIT").is_none());
+}
