@@ -28,22 +28,8 @@ use crate::config::UserConfig;
 /// What the proxy offers clients. Not offered: TLS (not built yet), compression, query
 /// attributes (MariaDB has none), and `CLIENT_INTERACTIVE`/`IGNORE_SPACE` (they would change
 /// server-side settings the pool does not carry).
-pub const OFFERED: u64 = CLIENT_LONG_PASSWORD
-    | CLIENT_FOUND_ROWS
-    | CLIENT_LONG_FLAG
-    | CLIENT_CONNECT_WITH_DB
-    | CLIENT_PROTOCOL_41
-    | CLIENT_TRANSACTIONS
-    | CLIENT_SECURE_CONNECTION
-    | CLIENT_MULTI_STATEMENTS
-    | CLIENT_MULTI_RESULTS
-    | CLIENT_PS_MULTI_RESULTS
-    | CLIENT_PLUGIN_AUTH
-    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-    | CLIENT_CONNECT_ATTRS
-    | CLIENT_SESSION_TRACK
-    | CLIENT_DEPRECATE_EOF
-    | CLIENT_LOCAL_FILES;
+pub const OFFERED: u64 =
+    super::upstream::WANTED | CLIENT_FOUND_ROWS | CLIENT_CONNECT_WITH_DB | CLIENT_CONNECT_ATTRS;
 
 /// An authenticated client.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use super::io::{IoError, Packet, PacketReader, PacketWriter};
 use super::pool::{Checkout, ConnKey, MysqlPool};
 use super::protocol::capabilities::*;
 use super::protocol::command::{self as cmd, ClientCommand};
-use super::protocol::response::{EofPacket, ErrPacket, OkPacket};
+use super::protocol::response::{ErrPacket, OkPacket};
 use super::state::{PinReason, Replayable, Verb};
 use super::upstream::{Login, ServerFacts};
 use crate::config::{PoolMode, Protocol};
@@ -392,27 +392,9 @@ impl Session {
                     option == cmd::MYSQL_OPTION_MULTI_STATEMENTS_ON;
                 let status = self.state.local_status();
                 let caps = self.caps;
-                let sent = if caps.contains(CLIENT_DEPRECATE_EOF) {
-                    writer
-                        .send_with(|o| {
-                            OkPacket {
-                                status,
-                                ..OkPacket::default()
-                            }
-                            .encode_as_eof(o, caps)
-                        })
-                        .await
-                } else {
-                    writer
-                        .send_with(|o| {
-                            EofPacket {
-                                warnings: 0,
-                                status,
-                            }
-                            .encode(o, caps)
-                        })
-                        .await
-                };
+                let sent = writer
+                    .send_with(|o| counters::terminator(o, caps, status))
+                    .await;
                 flow(sent.and(writer.flush().await))
             }
             ClientCommand::ChangeUser { .. } => {

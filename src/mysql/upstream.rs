@@ -20,11 +20,12 @@ use super::protocol::response::{ErrPacket, SessionStateChange};
 use super::protocol::tracker::{ResponseEnd, ResponseTracker, TrackerEvent};
 use super::state::{Replay, Replayable};
 
-/// What the proxy asks of every upstream connection. Session tracking and `DEPRECATE_EOF` are
+/// What the proxy asks of every upstream connection (and, with a few more, offers clients:
+/// `frontend::OFFERED`). Session tracking and `DEPRECATE_EOF` are
 /// always on (the relay translates for clients without them); multi-statements are negotiated
 /// and then switched per client with `COM_SET_OPTION`; `FOUND_ROWS` changes what the server
 /// counts, so it is part of the pool key instead.
-const WANTED: u64 = CLIENT_LONG_PASSWORD
+pub const WANTED: u64 = CLIENT_LONG_PASSWORD
     | CLIENT_LONG_FLAG
     | CLIENT_PROTOCOL_41
     | CLIENT_TRANSACTIONS
@@ -315,14 +316,7 @@ impl MysqlConn {
             schema,
             ..Replayable::default()
         };
-        self.query(TRACKING, "session tracking setup").await?;
-        let _ = self
-            .query(
-                "SET SESSION session_track_transaction_info = 'STATE'",
-                "session tracking setup",
-            )
-            .await;
-        self.set_multi_statements(false).await
+        self.setup().await
     }
 
     /// The first row's column `col` of a query's result, as a number (for the control plane's

@@ -14,29 +14,11 @@ import pymysql
 import sqlalchemy
 from sqlalchemy import text
 
+from common import must, run_threads
+
 HOST, PORT = None, None
 USER, PASSWORD, DB = "app", "app-secret", "tidepool_test"
 
-
-def run_threads(n, target):
-    errors = []
-
-    def wrap(i):
-        try:
-            target(i)
-        except BaseException as e:  # noqa: BLE001 - every failure is reported
-            errors.append(f"thread {i}: {e!r}")
-
-    threads = [threading.Thread(target=wrap, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
-
-
-def must(errors):
-    assert not errors, f"{len(errors)} failures:\n" + "\n".join(errors[:10])
 
 
 def engine(driver="pymysql", **kw):

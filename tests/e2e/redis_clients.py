@@ -8,7 +8,10 @@ import sys
 import threading
 import time
 
+
 import redis
+
+from common import must, run_threads
 
 HOST, PORT = None, None
 
@@ -18,22 +21,6 @@ def client(protocol=3, **kw):
     kw.setdefault("socket_connect_timeout", 5)
     return redis.Redis(host=HOST, port=PORT, protocol=protocol, **kw)
 
-
-def run_threads(n, target):
-    errors = []
-
-    def wrap(i):
-        try:
-            target(i)
-        except BaseException as e:  # noqa: BLE001 - every failure is reported
-            errors.append(f"thread {i}: {e!r}")
-
-    threads = [threading.Thread(target=wrap, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, "\n".join(errors[:10])
 
 
 def concurrency(_protocol):
@@ -55,7 +42,7 @@ def concurrency(_protocol):
 
     r = client()
     r.delete("count:all")
-    run_threads(200, work)
+    must(run_threads(200, work))
     total = int(r.get("count:all"))
     assert total == 200 * iterations, total
     print(f"ok total={total}")
@@ -82,7 +69,7 @@ def transactions(protocol):
             c.transaction(incr, "tx:counter")
         c.close()
 
-    run_threads(20, contend)
+    must(run_threads(20, contend))
     final = int(r.get("tx:counter"))
     assert final == 20 * per_thread, final
     print(f"ok counter={final}")
@@ -112,7 +99,7 @@ def blocking(protocol):
             assert c.get(f"bl:{i}:{j}") == str(j).encode()
         c.close()
 
-    run_threads(50, others)
+    must(run_threads(50, others))
     assert w.is_alive(), "BLPOP returned before anything was pushed"
     assert "item" not in got
     r.lpush("bl:queue", "x")
@@ -163,7 +150,7 @@ def select(protocol):
             assert c0.get("sel:k") == b"zero"
             assert c5.get("sel:k") == b"five"
 
-    run_threads(20, check)
+    must(run_threads(20, check))
     r0.delete("sel:k")
     assert r5.get("sel:k") == b"five", "FLUSH/DEL ran in the client's own db"
     print("ok select")
@@ -177,7 +164,7 @@ def setname(protocol):
             assert c.client_getname() in (f"worker-{i}", f"worker-{i}".encode()), c.client_getname()
             c.incr(f"name:{i}")
 
-    run_threads(30, named)
+    must(run_threads(30, named))
     anonymous = client(protocol, single_connection_client=True)
     assert anonymous.client_getname() is None
     print("ok setname")

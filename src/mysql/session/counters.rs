@@ -111,7 +111,9 @@ fn column_definition(out: &mut BytesMut, name: &str) {
     out.put_u16_le(0);
 }
 
-fn terminator(out: &mut BytesMut, caps: Capabilities, status: u16) {
+/// The end of a result (or the answer to COM_SET_OPTION): an EOF, or for
+/// `CLIENT_DEPRECATE_EOF` clients an OK with the EOF header.
+pub(super) fn terminator(out: &mut BytesMut, caps: Capabilities, status: u16) {
     if caps.contains(CLIENT_DEPRECATE_EOF) {
         OkPacket {
             status,
