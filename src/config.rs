@@ -173,6 +173,9 @@ pub struct PoolConfig {
     pub max_command_bytes: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
+    /// MySQL: prepared statements cached per upstream connection (least recently used closed
+    /// beyond it).
+    pub max_prepared_statements: usize,
     /// MySQL: offer TLS to clients with this certificate chain and key (PEM files).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,

@@ -13,5 +13,6 @@ pub mod protocol;
 pub mod relay;
 pub mod session;
 pub mod state;
+pub mod stmt_cache;
 pub mod upstream;
 pub mod view;

@@ -143,6 +143,17 @@ fn change_user_starts_a_fresh_session_as_another_configured_user() {
 }
 
 #[test]
+fn prepared_statements_do_not_pin_clients_to_an_upstream() {
+    let db = MariaDb::shared();
+    let proxy = TestProxy::start(&mysql_toml(
+        db.addr(),
+        "max_upstream = 2\nacquire_timeout = \"2s\"\nmax_prepared_statements = 2",
+    ));
+    let port = proxy.addr("db").port();
+    let _ = passes(port, "setup", &[]) && passes(port, "prepared_multiplexed", &["12", "15"]);
+}
+
+#[test]
 fn row_count_and_found_rows_are_each_clients_own() {
     let db = MariaDb::shared();
     let proxy = TestProxy::start(&mysql_toml(db.addr(), "max_upstream = 3"));

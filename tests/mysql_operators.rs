@@ -226,3 +226,35 @@ fn after_an_upstream_restart_the_first_client_is_not_handed_a_dead_connection() 
     let mut after = after.unwrap();
     assert_eq!(after.value("SELECT 2").unwrap().as_deref(), Some("2"));
 }
+
+#[test]
+fn an_execute_that_relies_on_earlier_parameter_types_works_on_another_connection() {
+    let s = setup("max_upstream = 2");
+    let mut c = s.client();
+    let stmt = c.prepare("SELECT ?").unwrap();
+    assert_eq!(
+        c.execute_i64(stmt, 41, true).unwrap(),
+        41,
+        "first execute binds the types"
+    );
+    // Another client takes the connection that has the statement (the most recently used one)
+    // and keeps it in a transaction: the next execute must run on a second connection, which
+    // never saw the statement nor its types.
+    let mut holder = s.client();
+    holder.query("BEGIN").unwrap();
+    holder
+        .query("SELECT COUNT(*) FROM information_schema.TABLES")
+        .unwrap();
+    assert_eq!(
+        c.execute_i64(stmt, 42, false).unwrap(),
+        42,
+        "re-prepared and types re-bound"
+    );
+    assert_eq!(c.execute_i64(stmt, 43, false).unwrap(), 43);
+    let shown = row(&admin(&s.socket, "show clients"), c.connection_id).unwrap();
+    assert!(
+        shown["pin_reason"].is_null(),
+        "prepared statements pin nothing: {shown}"
+    );
+    holder.query("ROLLBACK").unwrap();
+}

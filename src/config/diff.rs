@@ -26,6 +26,7 @@ pub const LIVE_MYSQL_KEYS: &[&str] = &[
     "upstream_max_lifetime",
     "max_command_bytes",
     "min_idle",
+    "max_prepared_statements",
 ];
 
 #[derive(Debug, Default, PartialEq)]

@@ -72,6 +72,7 @@ pub struct RawPool {
     pub max_command_bytes: Option<i64>,
     // MySQL only
     pub users: Option<Vec<RawUser>>,
+    pub max_prepared_statements: Option<i64>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     // Redis only

@@ -321,6 +321,12 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             1024,
         ),
         users: Vec::new(),
+        max_prepared_statements: c.count(
+            &key("max_prepared_statements"),
+            rp.max_prepared_statements,
+            64,
+            1,
+        ),
         tls: None,
         redis: None,
     };

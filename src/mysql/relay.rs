@@ -11,6 +11,7 @@ use super::protocol::ProtocolError;
 use super::protocol::capabilities::{
     CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, CLIENT_SESSION_TRACK, Capabilities,
 };
+use super::protocol::command::COM_STMT_PREPARE;
 use super::protocol::response::{EofPacket, OkPacket};
 use super::protocol::tracker::{
     InfileRelay, PacketRole, ResponseEnd, ResponseTracker, TrackerEvent,
@@ -35,6 +36,9 @@ pub struct Client<'a, R, W> {
     pub caps: Capabilities,
     /// Status flags for EOFs the relay has to make up (the last status the client saw).
     pub status: u16,
+    /// For `COM_STMT_PREPARE`: the statement id the client is to know (the proxy's own, not
+    /// the upstream connection's).
+    pub stmt_id: Option<u32>,
 }
 
 /// A response relayed to its end.
@@ -83,6 +87,22 @@ where
             .map_err(|e| upstream_protocol(up, e, relayed))?;
         let refused_infile =
             event == TrackerEvent::LocalInfile && !client.caps.contains(CLIENT_LOCAL_FILES);
+        let renamed;
+        let payload = match client.stmt_id {
+            // The statement-prepare OK: [0x00][statement id, 4 bytes LE]...
+            Some(id)
+                if !relayed
+                    && command == COM_STMT_PREPARE
+                    && payload.first() == Some(&0)
+                    && payload.len() >= 5 =>
+            {
+                let mut p = payload.to_vec();
+                p[1..5].copy_from_slice(&id.to_le_bytes());
+                renamed = p;
+                &renamed[..]
+            }
+            _ => &payload[..],
+        };
         if !refused_infile {
             forward(up, client, role, payload)
                 .await

@@ -6,6 +6,7 @@
 mod counters;
 mod forward;
 mod kill;
+mod prepared;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -160,6 +161,9 @@ pub(crate) struct Session {
     reported_held: bool,
     /// The client's user (a `[[pool.users]]` name).
     user: String,
+    /// Prepared statements by the ids the proxy gave the client.
+    stmts: std::collections::HashMap<u32, prepared::ClientStmt>,
+    next_stmt_id: u32,
 }
 
 type Reader = PacketReader<ClientReader>;
@@ -226,6 +230,8 @@ impl Session {
             reg,
             reported_held: false,
             user: hello.user.user.clone(),
+            stmts: Default::default(),
+            next_stmt_id: 0,
         };
         session.state.replay.multi_statements = hello.caps.contains(CLIENT_MULTI_STATEMENTS);
         if let Some(vars) = super::charset::names(hello.charset) {
@@ -347,44 +353,26 @@ impl Session {
                     );
                     return self.err(writer, err).await;
                 }
-                self.forward(packet, cmd::COM_QUERY, Some(scan), reader, writer)
+                self.forward(packet, prepared::Op::Query(scan), reader, writer)
                     .await
             }
             ClientCommand::InitDb(_)
             | ClientCommand::FieldList { .. }
             | ClientCommand::Statistics => {
-                let c = packet.payload[0];
-                self.forward(packet, c, None, reader, writer).await
-            }
-            ClientCommand::StmtPrepare(_) => {
-                // Statement ids belong to one upstream connection: the client stays on it.
-                self.state.pins.insert(PinReason::PreparedStatement);
-                self.forward(packet, cmd::COM_STMT_PREPARE, None, reader, writer)
+                self.forward(packet, prepared::Op::Plain, reader, writer)
                     .await
             }
-            ClientCommand::StmtExecute { stmt_id, .. }
-            | ClientCommand::StmtFetch { stmt_id, .. }
-            | ClientCommand::StmtReset(stmt_id) => {
-                if !self.state.pins.contains(&PinReason::PreparedStatement) {
-                    let err = ErrPacket::new(
-                        1243,
-                        b"HY000",
-                        format!(
-                            "Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute"
-                        ),
-                    );
-                    return self.err(writer, err).await;
-                }
-                let c = packet.payload[0];
-                self.forward(packet, c, None, reader, writer).await
+            ClientCommand::StmtPrepare(sql) => {
+                let sql = bytes::Bytes::copy_from_slice(sql);
+                self.forward(packet, prepared::Op::Prepare(sql), reader, writer)
+                    .await
             }
-            ClientCommand::StmtClose(_) | ClientCommand::StmtSendLongData { .. } => {
-                // No response is ever sent for these.
-                if self.state.pins.contains(&PinReason::PreparedStatement) {
-                    let c = packet.payload[0];
-                    return self.forward(packet, c, None, reader, writer).await;
-                }
-                Flow::Continue
+            ClientCommand::StmtExecute { .. }
+            | ClientCommand::StmtFetch { .. }
+            | ClientCommand::StmtReset(_)
+            | ClientCommand::StmtClose(_)
+            | ClientCommand::StmtSendLongData { .. } => {
+                Box::pin(self.statement(packet, reader, writer)).await
             }
             ClientCommand::ResetConnection => Box::pin(self.reset_connection(writer)).await,
             ClientCommand::SetOption(option) => {
@@ -482,6 +470,7 @@ impl Session {
             ..ClientState::default()
         };
         self.state.replay.multi_statements = multi_statements;
+        self.stmts.clear();
         if let Some(vars) = change.charset.and_then(super::charset::names) {
             self.state.replay.vars.extend(vars);
         }
@@ -516,6 +505,7 @@ impl Session {
         self.state.pins.clear();
         self.state.in_trans = false;
         self.state.last_insert_id = 0;
+        self.stmts.clear();
         self.ok(writer).await
     }
 

@@ -28,7 +28,11 @@ pub enum PinReason {
     UserVariable,
     TemporaryTable,
     SqlPrepare,
-    PreparedStatement,
+    /// `COM_STMT_SEND_LONG_DATA` sent: its data lives on the upstream statement until the
+    /// execute that uses it.
+    LongData,
+    /// A prepared statement executed with a cursor: rows are fetched from that connection.
+    Cursor,
     GetLock,
     LockTables,
     FoundRows,
@@ -45,7 +49,8 @@ impl PinReason {
             PinReason::UserVariable => "user variable",
             PinReason::TemporaryTable => "temporary table",
             PinReason::SqlPrepare => "SQL PREPARE",
-            PinReason::PreparedStatement => "prepared statement (COM_STMT_PREPARE)",
+            PinReason::LongData => "prepared statement long data",
+            PinReason::Cursor => "prepared statement cursor",
             PinReason::GetLock => "GET_LOCK",
             PinReason::LockTables => "LOCK TABLES",
             PinReason::FoundRows => "SQL_CALC_FOUND_ROWS",

@@ -103,6 +103,8 @@ pub struct MysqlConn {
     pub last_used: Instant,
     /// Its state is unknown: close it, never reuse it.
     pub broken: bool,
+    /// Statements prepared on this connection, by SQL text.
+    pub stmts: super::stmt_cache::StmtCache,
 }
 
 impl MysqlConn {
@@ -130,6 +132,7 @@ impl MysqlConn {
                 created: Instant::now(),
                 last_used: Instant::now(),
                 broken: false,
+                stmts: Default::default(),
             };
             let facts = conn.login(login).await?;
             conn.setup().await?;
@@ -316,6 +319,7 @@ impl MysqlConn {
             schema,
             ..Replayable::default()
         };
+        self.stmts.clear();
         self.setup().await
     }
 
@@ -372,6 +376,32 @@ impl MysqlConn {
         }
         let mut probe = [0u8; 1];
         !matches!(self.reader.get_ref().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// `COM_STMT_PREPARE` for the proxy's own use (a client's statement on a connection that
+    /// has not seen it yet); the metadata packets are not needed and are skipped.
+    pub async fn prepare(&mut self, sql: &[u8]) -> Result<(u32, u16), UpstreamError> {
+        let mut payload = BytesMut::new();
+        command::write_stmt_prepare(&mut payload, sql);
+        let end = self
+            .run(&payload, command::COM_STMT_PREPARE, "statement re-prepare")
+            .await?;
+        let ok = end.prepared.ok_or_else(|| {
+            self.command_err(
+                "statement re-prepare",
+                1105,
+                "no statement id in the answer",
+            )
+        })?;
+        Ok((ok.stmt_id, ok.params))
+    }
+
+    /// `COM_STMT_CLOSE` (the server sends nothing back).
+    pub async fn close_statement(&mut self, id: u32) -> Result<(), UpstreamError> {
+        let mut payload = BytesMut::new();
+        command::write_stmt_id_command(&mut payload, command::COM_STMT_CLOSE, id);
+        self.writer.seq = 0;
+        self.send(&payload).await
     }
 
     pub async fn rollback(&mut self) -> Result<(), UpstreamError> {

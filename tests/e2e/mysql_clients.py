@@ -266,9 +266,32 @@ def change_user(_args):
     print("ok change_user")
 
 
+def prepared_multiplexed(args):
+    """Clients holding server-side prepared statements (mysql-connector, prepared=True) share a
+    few upstream connections: statements are re-prepared where each execute runs."""
+    n, rounds = int(args[0]), int(args[1])
+    start = threading.Barrier(n)
+
+    def client(i):
+        c = connect("connector", autocommit=True)
+        cur = c.cursor(prepared=True)
+        start.wait()
+        for j in range(rounds):
+            cur.execute("SELECT ?, CONCAT(?, '-x')", (i, f"c{i}r{j}"))
+            assert cur.fetchall() == [(i, f"c{i}r{j}-x")], f"client {i} round {j}"
+            cur.execute("INSERT INTO ids (who) VALUES (?)", (f"p{i}.{j}",))
+            mine = cur.lastrowid
+            cur.execute("SELECT who FROM ids WHERE id = ?", (mine,))
+            assert cur.fetchall() == [(f"p{i}.{j}",)], f"client {i} sees another's row"
+        c.close()
+
+    must(run_threads(n, client))
+    print("ok prepared_multiplexed")
+
+
 SCENARIOS = {
     f.__name__: f
-    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id, counters, change_user)
+    for f in (setup, load, idle_engines, own_state, user_variables, temp_tables_locks_visibility, last_insert_id, counters, change_user, prepared_multiplexed)
 }
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ use bytes::BytesMut;
 use tidepool::mysql::protocol::Capabilities;
 use tidepool::mysql::protocol::auth::native_scramble;
 use tidepool::mysql::protocol::capabilities::*;
-use tidepool::mysql::protocol::command::{COM_QUERY, write_query};
+use tidepool::mysql::protocol::command::{
+    COM_QUERY, COM_STMT_EXECUTE, COM_STMT_PREPARE, write_query,
+};
 use tidepool::mysql::protocol::handshake::{HandshakeResponse41, HandshakeV10};
 use tidepool::mysql::protocol::packet::{Reader, decode_packet, write_packet};
 use tidepool::mysql::protocol::response::ErrPacket;
@@ -107,6 +109,61 @@ impl MysqlClient {
                 }
                 TrackerEvent::Continue => {}
                 other => return Err((0, format!("unexpected {other:?}"))),
+            }
+        }
+    }
+
+    /// `COM_STMT_PREPARE`: the statement id the server (here: the proxy) gave it.
+    pub fn prepare(&mut self, sql: &str) -> Result<u32, MyErr> {
+        let mut payload = BytesMut::new();
+        tidepool::mysql::protocol::command::write_stmt_prepare(&mut payload, sql.as_bytes());
+        self.send(0, &payload);
+        let mut tracker = ResponseTracker::new(COM_STMT_PREPARE, self.caps);
+        loop {
+            let (_, p) = self.packet()?;
+            if let TrackerEvent::Done(end) = tracker.feed(&p).map_err(|e| (0, e.to_string()))? {
+                return match (end.error, end.prepared) {
+                    (Some(e), _) => Err((e.code, e.message)),
+                    (None, Some(ok)) => Ok(ok.stmt_id),
+                    (None, None) => Err((0, "no statement id".into())),
+                };
+            }
+        }
+    }
+
+    /// `COM_STMT_EXECUTE` of a one-parameter statement with a BIGINT, sending the parameter's
+    /// type only if `send_types` (as the C API does after the first execute). Returns the
+    /// first column of the first row, read as a BIGINT.
+    pub fn execute_i64(&mut self, stmt: u32, value: i64, send_types: bool) -> Result<i64, MyErr> {
+        let mut payload = BytesMut::new();
+        payload.extend_from_slice(&[COM_STMT_EXECUTE]);
+        payload.extend_from_slice(&stmt.to_le_bytes());
+        payload.extend_from_slice(&[0, 1, 0, 0, 0]); // no cursor, one iteration
+        payload.extend_from_slice(&[0]); // null bitmap
+        if send_types {
+            payload.extend_from_slice(&[1, 0x08, 0x00]); // bound: MYSQL_TYPE_LONGLONG
+        } else {
+            payload.extend_from_slice(&[0]);
+        }
+        payload.extend_from_slice(&value.to_le_bytes());
+        self.send(0, &payload);
+        let mut tracker = ResponseTracker::new(COM_STMT_EXECUTE, self.caps);
+        let (mut in_rows, mut first) = (false, None);
+        loop {
+            let (_, p) = self.packet()?;
+            match tracker.role_of(p.first().copied().unwrap_or(0), p.len()) {
+                PacketRole::LastDefinition => in_rows = true,
+                // A binary row: 0x00, a null bitmap of (1 column + 7 + 2) / 8 = 1 byte, the value.
+                PacketRole::Other if in_rows && first.is_none() && p.len() >= 10 => {
+                    first = Some(i64::from_le_bytes(p[2..10].try_into().unwrap()));
+                }
+                _ => {}
+            }
+            if let TrackerEvent::Done(end) = tracker.feed(&p).map_err(|e| (0, e.to_string()))? {
+                return match end.error {
+                    Some(e) => Err((e.code, e.message)),
+                    None => first.ok_or((0, "no row".into())),
+                };
             }
         }
     }

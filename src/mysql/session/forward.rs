@@ -5,10 +5,15 @@
 use super::super::io::Packet;
 use super::super::pool::Checkout;
 use super::super::protocol::capabilities::SERVER_STATUS_IN_TRANS;
+use super::super::protocol::command::{
+    COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA,
+};
 use super::super::protocol::response::ErrPacket;
 use super::super::protocol::tracker::{ResponseEnd, ResponseTracker};
 use super::super::relay::{self, RelayError};
+use super::super::state::PinReason;
 use super::super::state::{self, StatementScan};
+use super::prepared::Op;
 use super::{Flow, Reader, Session, Writer, acquire_err, send_err};
 use crate::config::PoolMode;
 use crate::pool::AcquireError;
@@ -19,11 +24,17 @@ impl Session {
     pub(super) async fn forward(
         &mut self,
         packet: Packet,
-        command: u8,
-        scan: Option<StatementScan>,
+        op: Op,
         reader: &mut Reader,
         writer: &mut Writer,
     ) -> Flow {
+        let command = packet.payload[0];
+        let (scan, prepare) = match op {
+            Op::Query(scan) => (Some(scan), None),
+            Op::Prepare(sql) => (None, Some(sql)),
+            Op::Plain | Op::Statement => (None, None),
+        };
+        let statement = is_statement_command(command);
         let mut checkout = match self.held.take() {
             Some(c) => c,
             None => match self.checkout().await {
@@ -60,6 +71,17 @@ impl Session {
                 }
             }
         }
+        let packet = if statement {
+            match self.bind(&mut checkout, packet).await {
+                Ok(p) => p,
+                Err(err) => {
+                    self.give_back(checkout);
+                    return self.err(writer, err).await;
+                }
+            }
+        } else {
+            packet
+        };
         let last_seq = match self.send_command(&mut checkout, &packet, reader).await {
             Ok(seq) => seq,
             Err(why) => {
@@ -80,12 +102,26 @@ impl Session {
             writer,
             caps: self.caps,
             status: self.state.status,
+            stmt_id: prepare.as_ref().map(|_| {
+                self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
+                self.next_stmt_id
+            }),
         };
+        let client_id = client.stmt_id;
         let result = relay::relay(checkout.conn(), &mut client, command).await;
         self.state.status = client.status;
         match result {
             Ok(relayed) => {
                 self.count(command, &relayed);
+                if let (Some(sql), Some(id), Some(ok)) = (prepare, client_id, relayed.end.prepared)
+                {
+                    self.prepared(&mut checkout, sql, id, ok.stmt_id, ok.params)
+                        .await;
+                }
+                if command == COM_STMT_EXECUTE {
+                    // Long data belongs to the execute that used it.
+                    self.state.pins.remove(&PinReason::LongData);
+                }
                 self.after_response(checkout, scan.unwrap_or_default(), relayed.end)
                     .await
             }
@@ -267,4 +303,16 @@ impl Session {
     fn give_back(&mut self, checkout: Checkout) {
         self.pool.put(checkout);
     }
+}
+
+/// Commands that name a prepared statement by the client's id.
+fn is_statement_command(command: u8) -> bool {
+    matches!(
+        command,
+        COM_STMT_EXECUTE
+            | COM_STMT_FETCH
+            | COM_STMT_RESET
+            | COM_STMT_CLOSE
+            | COM_STMT_SEND_LONG_DATA
+    )
 }
