@@ -13,12 +13,14 @@
 mod dedicated_mode;
 mod local;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::RedisPool;
@@ -33,10 +35,14 @@ use crate::server::{ClientStream, Peer, Phase};
 
 /// Read this much at a time from a client that is in the middle of a large command or pipeline.
 const READ_CHUNK: usize = 16 * 1024;
-/// What a client's next read starts with when nothing of its is buffered: an idle client (most
-/// of them, most of the time) then owns this little, not a 16 KiB buffer. One GET/SET, or a
-/// redis-benchmark -P 16 round, fits.
-const IDLE_READ: usize = 1024;
+/// A write buffer drained and larger than this is given back.
+const IDLE_WRITE: usize = 1024;
+
+thread_local! {
+    /// Where a read lands when its client has nothing buffered (see `read_some`); one per
+    /// runtime thread instead of one per client.
+    static SCRATCH: RefCell<[u8; READ_CHUNK]> = const { RefCell::new([0; READ_CHUNK]) };
+}
 
 /// Serves one client until it leaves, misbehaves, or the proxy stops.
 pub async fn serve(
@@ -167,7 +173,7 @@ impl Session {
                 r = self.w.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match r {
                     Ok(n) => {
                         self.reg.sent(n as u64);
-                        if self.wbuf.is_empty() && self.wbuf.capacity() > IDLE_READ {
+                        if self.wbuf.is_empty() && self.wbuf.capacity() > IDLE_WRITE {
                             self.wbuf = BytesMut::new();
                         }
                     }
@@ -375,7 +381,12 @@ impl Session {
         if run.len == 0 {
             return;
         }
-        let bytes = self.rbuf.split_to(run.len).freeze();
+        // The whole buffer freezes without the shared header a split would allocate.
+        let bytes = if run.len == self.rbuf.len() {
+            std::mem::take(&mut self.rbuf).freeze()
+        } else {
+            self.rbuf.split_to(run.len).freeze()
+        };
         let n = std::mem::take(&mut run.n);
         run.len = 0;
         if n > 0 {
@@ -576,11 +587,10 @@ impl Session {
         }
     }
 
-    /// An idle client should own almost nothing: once drained, the read buffer goes back (the
-    /// next read starts with `IDLE_READ`). At -P 1 that is one small malloc/free per request,
-    /// cheaper than keeping 16 KiB per client.
+    /// An idle client should own almost nothing: once drained, the read buffer (or what is left
+    /// of it after the commands were split off) goes back.
     fn shrink_buffers(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_READ {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             self.rbuf = BytesMut::new();
         }
     }
@@ -631,14 +641,22 @@ fn reencode(cmd: &Command, frame: &[u8]) -> Bytes {
 }
 
 async fn read_some(r: &mut ClientReader, buf: &mut BytesMut) -> std::io::Result<usize> {
-    // Grow to a full chunk only for a command or pipeline that is still arriving.
-    let want = if buf.is_empty() {
-        IDLE_READ
-    } else {
-        READ_CHUNK
-    };
-    if buf.capacity() - buf.len() < want / 4 {
-        buf.reserve(want);
+    if !buf.is_empty() {
+        // A command or pipeline still arriving reads straight into its buffer.
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        return r.read_buf(buf).await;
     }
-    r.read_buf(buf).await
+    // Nothing buffered: read into the thread's scratch and copy out exactly what came, so an
+    // idle client waiting here owns no read buffer at all.
+    std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            std::task::ready!(std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb))?;
+            buf.extend_from_slice(rb.filled());
+            Poll::Ready(Ok(rb.filled().len()))
+        })
+    })
+    .await
 }
