@@ -173,15 +173,25 @@ pub struct PoolConfig {
     pub max_command_bytes: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
-    /// MySQL: prepared statements cached per upstream connection (least recently used closed
-    /// beyond it).
-    pub max_prepared_statements: usize,
-    /// MySQL: offer TLS to clients with this certificate chain and key (PEM files).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
+    /// MySQL-only keys (flat in the file, like every pool key).
+    #[serde(flatten)]
+    pub mysql: Option<MysqlPoolConfig>,
     /// Redis-only keys (flat in the file, like every pool key).
     #[serde(flatten)]
     pub redis: Option<RedisPoolConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MysqlPoolConfig {
+    /// How long a client may take over its side of the handshake (answering the greeting,
+    /// TLS) before it is refused; it holds a slot of max_clients meanwhile.
+    #[serde(with = "human")]
+    pub handshake_timeout: Duration,
+    /// Prepared statements cached per upstream connection (least recently used closed beyond).
+    pub max_prepared_statements: usize,
+    /// TLS offered to clients with this certificate chain and key (PEM files).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -69,7 +69,7 @@ impl Engine {
         match cfg.protocol {
             Protocol::Redis => Ok(Engine::Redis(RedisPool::new(cfg, registry))),
             Protocol::Mysql => {
-                let tls = match &cfg.tls {
+                let tls = match cfg.mysql.as_ref().and_then(|m| m.tls.as_ref()) {
                     Some(t) => Some(crate::tls::server_config(t).map_err(|e| StartError::Tls {
                         pool: cfg.name.clone(),
                         cause: e,

@@ -27,6 +27,7 @@ pub const LIVE_MYSQL_KEYS: &[&str] = &[
     "max_command_bytes",
     "min_idle",
     "max_prepared_statements",
+    "handshake_timeout",
 ];
 
 #[derive(Debug, Default, PartialEq)]

@@ -73,6 +73,7 @@ pub struct RawPool {
     // MySQL only
     pub users: Option<Vec<RawUser>>,
     pub max_prepared_statements: Option<i64>,
+    pub handshake_timeout: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     // Redis only

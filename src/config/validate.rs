@@ -321,13 +321,7 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             1024,
         ),
         users: Vec::new(),
-        max_prepared_statements: c.count(
-            &key("max_prepared_statements"),
-            rp.max_prepared_statements,
-            64,
-            1,
-        ),
-        tls: None,
+        mysql: None,
         redis: None,
     };
 
@@ -347,7 +341,7 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
                     );
                 }
             }
-            cfg.tls = match (&rp.tls_cert, &rp.tls_key) {
+            let tls = match (&rp.tls_cert, &rp.tls_key) {
                 (None, None) => None,
                 (Some(cert), Some(key_file)) => {
                     let tls = TlsConfig {
@@ -369,6 +363,21 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
                     None
                 }
             };
+            let handshake_timeout =
+                c.duration(&key("handshake_timeout"), &rp.handshake_timeout, secs(10));
+            if handshake_timeout.is_zero() {
+                c.err(&key("handshake_timeout"), "must be > 0");
+            }
+            cfg.mysql = Some(MysqlPoolConfig {
+                handshake_timeout,
+                max_prepared_statements: c.count(
+                    &key("max_prepared_statements"),
+                    rp.max_prepared_statements,
+                    64,
+                    1,
+                ),
+                tls,
+            });
             let users = rp.users.unwrap_or_default();
             if users.is_empty() {
                 c.err(
@@ -386,6 +395,11 @@ fn pool(c: &mut Checker, path: &str, rp: RawPool) -> Option<PoolConfig> {
             for (k, set) in [
                 ("tls_cert", rp.tls_cert.is_some()),
                 ("tls_key", rp.tls_key.is_some()),
+                ("handshake_timeout", rp.handshake_timeout.is_some()),
+                (
+                    "max_prepared_statements",
+                    rp.max_prepared_statements.is_some(),
+                ),
             ] {
                 if set {
                     c.err(&key(k), "applies only to mysql pools");

@@ -89,7 +89,11 @@ pub async fn open(
         Ok(Err(HandshakeError::Refused(err))) => return Err(refuse(stream, err).await),
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            return Err(refuse(stream, bad("no handshake response within connect_timeout")).await);
+            return Err(refuse(
+                stream,
+                bad("no handshake response within handshake_timeout"),
+            )
+            .await);
         }
     };
     if !SslRequest::is_ssl_request(&first.payload) {
@@ -118,7 +122,7 @@ pub async fn open(
     };
     let (reader, w, response) = tokio::time::timeout(timeout, upgrade)
         .await
-        .map_err(|_| bad_handshake("TLS handshake not finished within connect_timeout"))??;
+        .map_err(|_| bad_handshake("TLS handshake not finished within handshake_timeout"))??;
     Ok(Opened {
         reader,
         writer: PacketWriter::new(Box::new(w) as ClientWriter),

@@ -256,6 +256,39 @@ impl MysqlPool {
         .await
         .map_err(|_| exhausted())?
         .map_err(|_| exhausted())?;
+        self.take(permit, key, login, want, exhausted).await
+    }
+
+    /// A connection only if one is free right now (the control plane's samples must neither
+    /// wait nor add a connection beyond the bound).
+    pub async fn try_acquire(
+        &self,
+        key: &ConnKey,
+        login: &Login,
+    ) -> Option<Result<Checkout, AcquireError>> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let exhausted = || AcquireError::Exhausted {
+            pool: self.cfg.name.clone(),
+            what: "upstream connections (max_upstream)",
+            limit: self.max_upstream(),
+            waited: std::time::Duration::ZERO,
+        };
+        Some(
+            self.take(permit, key, login, &Replayable::default(), exhausted)
+                .await,
+        )
+    }
+
+    /// With a permit in hand: an idle connection for `key` (the best match for `want`), or a
+    /// new one.
+    async fn take(
+        &self,
+        permit: OwnedSemaphorePermit,
+        key: &ConnKey,
+        login: &Login,
+        want: &Replayable,
+        exhausted: impl Fn() -> AcquireError,
+    ) -> Result<Checkout, AcquireError> {
         let evicted = {
             let mut idle = self.idle();
             let matching = |c: &MysqlConn| c.user == key.user && c.found_rows == key.found_rows;
@@ -290,7 +323,11 @@ impl MysqlPool {
                 Some(idle.conns.remove(0))
             }
         };
-        drop(evicted);
+        if let Some(old) = evicted {
+            // Closed properly, and gone from the server's count, before its replacement
+            // connects: the upstream never sees more than max_upstream.
+            Box::pin(old.quit()).await;
+        }
         match Box::pin(self.connect(login)).await {
             Ok(conn) => Ok(self.checkout(conn, permit)),
             Err(e) => {

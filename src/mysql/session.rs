@@ -58,7 +58,10 @@ pub async fn serve(
         &facts,
         peer.id as u32,
         max,
-        pool.live().connect_timeout,
+        pool.live()
+            .mysql
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(10), |m| m.handshake_timeout),
     ))
     .await
     {

@@ -404,6 +404,17 @@ impl MysqlConn {
         self.send(&payload).await
     }
 
+    /// `COM_QUIT`, then waits (briefly) for the server to close its end, so that the
+    /// connection has left the server's count when this returns.
+    pub async fn quit(mut self: Box<Self>) {
+        self.writer.seq = 0;
+        if self.send(&[command::COM_QUIT]).await.is_err() {
+            return;
+        }
+        let drained = async { while self.reader.read().await.is_ok() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    }
+
     pub async fn rollback(&mut self) -> Result<(), UpstreamError> {
         self.query("ROLLBACK", "rollback").await.map(|_| ())
     }

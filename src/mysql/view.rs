@@ -5,7 +5,6 @@ use std::sync::Weak;
 use std::time::Instant;
 
 use super::pool::MysqlPool;
-use super::upstream::MysqlConn;
 use crate::registry::{BoxFuture, ServerLoad, UpstreamCounts, UpstreamView};
 
 /// Holds the pool weakly: the registry must not keep a replaced pool alive.
@@ -35,15 +34,26 @@ impl UpstreamView for MysqlView {
         Box::pin(async move {
             let p = self.0.upgrade().ok_or("pool was replaced")?;
             let login = p.monitor_login().ok_or("the pool has no users")?;
-            let (mut conn, _) = MysqlConn::connect(&login)
+            let key = super::pool::ConnKey {
+                user: login.user.clone(),
+                found_rows: false,
+            };
+            // A pooled connection, only if one is free now: sampling must not add one.
+            let mut checkout = p
+                .try_acquire(&key, &login)
                 .await
+                .ok_or("every upstream connection is busy")?
                 .map_err(|e| e.to_string())?;
+            let conn = checkout.conn();
             let connected = conn
                 .query_value("SHOW GLOBAL STATUS LIKE 'Threads_connected'", 1)
-                .await?
-                .saturating_sub(1);
+                .await;
             let max = conn.query_value("SELECT @@max_connections", 0).await.ok();
-            Ok(ServerLoad { connected, max })
+            p.put(checkout);
+            Ok(ServerLoad {
+                connected: connected?,
+                max,
+            })
         })
     }
 }

@@ -120,10 +120,6 @@ impl DedicatedPool {
     /// Waits (FIFO, at most `acquire_timeout`) for a dedicated connection.
     pub async fn acquire(&self) -> Result<DedicatedConn, AcquireError> {
         let started = Instant::now();
-        let unavailable = |cause: String| AcquireError::Unavailable {
-            addr: self.addr.clone(),
-            cause,
-        };
         let exhausted = || AcquireError::Exhausted {
             pool: self.pool_name.clone(),
             what: "dedicated connections (max_pinned)",
@@ -135,6 +131,31 @@ impl DedicatedPool {
                 .await
                 .map_err(|_| exhausted())?
                 .map_err(|_| exhausted())?;
+        self.get(permit, started).await
+    }
+
+    /// A dedicated connection only if one is free right now (the control plane's samples must
+    /// neither wait nor add a connection beyond the bound).
+    pub async fn try_acquire(&self) -> Option<Result<DedicatedConn, AcquireError>> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        Some(self.get(permit, Instant::now()).await)
+    }
+
+    async fn get(
+        &self,
+        permit: OwnedSemaphorePermit,
+        started: Instant,
+    ) -> Result<DedicatedConn, AcquireError> {
+        let unavailable = |cause: String| AcquireError::Unavailable {
+            addr: self.addr.clone(),
+            cause,
+        };
+        let exhausted = || AcquireError::Exhausted {
+            pool: self.pool_name.clone(),
+            what: "dedicated connections (max_pinned)",
+            limit: self.max,
+            waited: started.elapsed(),
+        };
         self.health.check().map_err(unavailable)?;
         let remaining = self.acquire_timeout.saturating_sub(started.elapsed());
         let get = async {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::RedisPool;
 use super::resp::Value;
-use super::upstream::{self, map_get};
+use super::upstream::map_get;
 use crate::registry::{BoxFuture, ServerLoad, UpstreamCounts, UpstreamView};
 
 /// Holds the pool weakly: the registry must not keep a replaced pool alive.
@@ -50,13 +50,17 @@ impl UpstreamView for RedisView {
     }
 }
 
-/// One short-lived connection: `INFO clients` and `CONFIG GET maxclients`. The count excludes
-/// this connection itself.
+/// `INFO clients` and `CONFIG GET maxclients` on one of the pool's own dedicated connections
+/// (it counts: it is one of the proxy's).
 async fn sample(p: &RedisPool) -> Result<ServerLoad, String> {
-    let name = format!("tidepool-{}-monitor", p.cfg.name);
-    let (mut conn, _) = upstream::connect(&p.spec, false, &name)
+    // A dedicated connection, only if one is free now: sampling must not add one.
+    let mut dedicated = p
+        .dedicated
+        .try_acquire()
         .await
+        .ok_or("every dedicated connection is busy")?
         .map_err(|e| e.to_string())?;
+    let conn = &mut *dedicated.conn;
     conn.write_all(b"*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nmaxclients\r\n")
         .await
         .map_err(|e| e.to_string())?;
@@ -66,9 +70,8 @@ async fn sample(p: &RedisPool) -> Result<ServerLoad, String> {
         .as_bytes()
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .ok_or_else(|| format!("INFO clients answered {info:?}"))?;
-    let connected = info_field(&text, "connected_clients")
-        .ok_or("INFO clients has no connected_clients")?
-        .saturating_sub(1);
+    let connected =
+        info_field(&text, "connected_clients").ok_or("INFO clients has no connected_clients")?;
     // CONFIG may be forbidden by an ACL; the count alone is still worth showing.
     let max = match &config {
         Value::Error(_) => None,

@@ -88,7 +88,12 @@ impl Session {
         let Some(stmt) = self.stmts.get(&id).cloned() else {
             return Err(unknown(id));
         };
-        let max = self.pool.live().max_prepared_statements;
+        let max = self
+            .pool
+            .live()
+            .mysql
+            .as_ref()
+            .map_or(64, |m| m.max_prepared_statements);
         let conn = checkout.conn();
         let upstream = match conn.stmts.get(&stmt.sql).map(|s| s.id) {
             Some(upstream) => upstream,
@@ -166,7 +171,12 @@ impl Session {
         upstream_id: u32,
         params: u16,
     ) {
-        let max = self.pool.live().max_prepared_statements;
+        let max = self
+            .pool
+            .live()
+            .mysql
+            .as_ref()
+            .map_or(64, |m| m.max_prepared_statements);
         let conn = checkout.conn();
         for evicted in conn.stmts.insert(sql.clone(), upstream_id, params, max) {
             let _ = conn.close_statement(evicted).await;
