@@ -151,7 +151,9 @@ impl Session {
         // Pooled connections the upstream closed meanwhile are dropped, not handed out.
         for _ in 0..self.pool.max_upstream() {
             match result {
-                Ok(mut c) if c.get().peer_closed() => {
+                // Only connections idle for a while are probed (a syscall): under load they
+                // come back within microseconds, and a restart leaves them idle.
+                Ok(mut c) if c.get().last_used.elapsed() >= PROBE_IDLE && c.get().peer_closed() => {
                     tracing::debug!(pool = %self.pool.cfg.name, thread = c.get().thread_id, "dropping a pooled connection the upstream closed");
                     c.conn().broken = true;
                     self.pool.put(c);
@@ -304,6 +306,10 @@ impl Session {
         self.pool.put(checkout);
     }
 }
+
+/// Pooled connections idle at least this long are checked for a close by the upstream before
+/// they are handed out.
+const PROBE_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Commands that name a prepared statement by the client's id.
 fn is_statement_command(command: u8) -> bool {
