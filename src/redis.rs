@@ -52,6 +52,29 @@ struct LaneSet {
     connecting: usize,
 }
 
+enum Choice {
+    Lane(Arc<Lane>),
+    Connect,
+    Wait,
+}
+
+impl LaneSet {
+    /// An idle lane in `want`, else (while under `max`) a new lane, else the least loaded.
+    fn choose(&mut self, want: u32, max: usize) -> Choice {
+        self.open.retain(|l| !l.is_dead());
+        let full = self.open.len() + self.connecting >= max;
+        let best = self
+            .open
+            .iter()
+            .min_by_key(|l| (l.inflight(), l.key() != want));
+        match best {
+            Some(l) if full || l.inflight() == 0 => Choice::Lane(l.clone()),
+            _ if !full => Choice::Connect,
+            _ => Choice::Wait,
+        }
+    }
+}
+
 /// How often idle and over-age lanes are looked for.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -157,35 +180,55 @@ impl RedisPool {
         resp3: bool,
         n: usize,
     ) -> Result<Arc<Lane>, AcquireError> {
-        let started = Instant::now();
-        let want = lane::key(db, resp3);
-        loop {
-            let notified = self.lane_changed.notified();
-            let connect = {
-                let mut set = self.lock();
-                set.open.retain(|l| !l.is_dead());
-                let full = set.open.len() + set.connecting >= self.max_upstream();
-                let best = set
-                    .open
-                    .iter()
-                    .min_by_key(|l| (l.inflight(), l.key() != want))
-                    .cloned();
-                match best {
-                    Some(l) if full || l.inflight() == 0 => {
-                        l.reserve(n);
-                        return Ok(l);
-                    }
-                    _ if !full => {
-                        set.connecting += 1;
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            if connect {
-                return self.open_lane(db, resp3, n).await;
+        match self.choose(lane::key(db, resp3), n) {
+            Choice::Lane(l) => Ok(l),
+            // Rare paths, boxed so that every session's future does not carry a connect.
+            Choice::Connect => Box::pin(self.open_lane(db, resp3, n)).await,
+            Choice::Wait => Box::pin(self.wait_for_lane(db, resp3, n)).await,
+        }
+    }
+
+    /// `pick_lane` when it needs no waiting: a lane chosen and reserved, or `None` (nothing
+    /// reserved) when a lane is to be opened or waited for.
+    pub fn try_pick_lane(&self, db: u16, resp3: bool, n: usize) -> Option<Arc<Lane>> {
+        let mut set = self.lock();
+        match set.choose(lane::key(db, resp3), self.max_upstream()) {
+            Choice::Lane(l) => {
+                l.reserve(n);
+                Some(l)
             }
-            // Every slot is a lane still connecting: wait for one.
+            Choice::Connect | Choice::Wait => None,
+        }
+    }
+
+    /// Takes a lane or a connecting slot under the lock.
+    fn choose(&self, want: u32, n: usize) -> Choice {
+        let mut set = self.lock();
+        let choice = set.choose(want, self.max_upstream());
+        match &choice {
+            Choice::Lane(l) => l.reserve(n),
+            Choice::Connect => set.connecting += 1,
+            Choice::Wait => {}
+        }
+        choice
+    }
+
+    /// Every slot is a lane still connecting: waits for one, up to `acquire_timeout`.
+    async fn wait_for_lane(
+        &self,
+        db: u16,
+        resp3: bool,
+        n: usize,
+    ) -> Result<Arc<Lane>, AcquireError> {
+        let started = Instant::now();
+        loop {
+            // Created before looking, so a change made after the look still wakes it.
+            let notified = self.lane_changed.notified();
+            match self.choose(lane::key(db, resp3), n) {
+                Choice::Lane(l) => return Ok(l),
+                Choice::Connect => return self.open_lane(db, resp3, n).await,
+                Choice::Wait => {}
+            }
             let left = self.cfg.acquire_timeout.saturating_sub(started.elapsed());
             if tokio::time::timeout(left, notified).await.is_err() {
                 return Err(AcquireError::Exhausted {
@@ -259,7 +302,7 @@ impl RedisPool {
         let mut set = self.lock();
         let mut live = set.open.iter().filter(|l| !l.is_dead()).count();
         set.open.retain(|l| {
-            let idle = now.duration_since(l.idle_since()) >= self.cfg.upstream_idle_timeout;
+            let idle = now.duration_since(l.idle_since(now)) >= self.cfg.upstream_idle_timeout;
             let old = now.duration_since(l.created) >= self.cfg.upstream_max_lifetime;
             let excess = live > self.max_upstream();
             let keep = l.is_dead() || l.inflight() > 0 || !(idle || old || excess);

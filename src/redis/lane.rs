@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -129,7 +129,12 @@ pub struct Lane {
     key: AtomicU32,
     cancel: CancellationToken,
     pub created: Instant,
-    last_used: std::sync::Mutex<Instant>,
+    /// Reservations so far. Counting instead of reading the clock on every reservation, the
+    /// reaper notes when the count last moved: a coarse last-used time (late by at most one
+    /// reaper interval, never early).
+    uses: AtomicU64,
+    /// The reaper's (count, when it last saw the count change).
+    seen: std::sync::Mutex<(u64, Instant)>,
 }
 
 pub fn key(db: u16, resp3: bool) -> u32 {
@@ -148,7 +153,8 @@ impl Lane {
             key: AtomicU32::new(key(conn.db, conn.resp3)),
             cancel: CancellationToken::new(),
             created: conn.created,
-            last_used: std::sync::Mutex::new(Instant::now()),
+            uses: AtomicU64::new(0),
+            seen: std::sync::Mutex::new((0, Instant::now())),
         });
         let (db, resp3, addr) = (conn.db, conn.resp3, conn.addr.clone());
         let leftover = conn.buf;
@@ -187,11 +193,17 @@ impl Lane {
     /// the idle reaper never closes a lane a client is about to use).
     pub fn reserve(&self, n: usize) {
         self.inflight.fetch_add(n, Ordering::Relaxed);
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.uses.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn idle_since(&self) -> Instant {
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner())
+    /// When the lane was last reserved, as far as the reaper (calling this at `now`) knows.
+    pub fn idle_since(&self, now: Instant) -> Instant {
+        let uses = self.uses.load(Ordering::Relaxed);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.0 != uses {
+            *seen = (uses, now);
+        }
+        seen.1
     }
 
     pub fn key(&self) -> u32 {

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -402,16 +402,26 @@ impl Session {
                 l.clone()
             }
             _ => {
-                if let Err(e) = self.pool.entry.admit(&self.reg).await {
-                    self.push_errors(n, &format!("ERR tidepool: {e}"));
-                    return;
+                // Pausing is rare; boxed, its wait does not weigh on every session's future.
+                if self.pool.entry.is_paused() {
+                    if let Err(e) = Box::pin(self.pool.entry.admit(&self.reg)).await {
+                        self.push_errors(n, &format!("ERR tidepool: {e}"));
+                        return;
+                    }
                 }
-                let started = Instant::now();
-                let picked = self
-                    .pool
-                    .pick_lane(self.state.db, self.state.resp3, n)
-                    .await;
-                self.pool.entry.stats.acquire_wait.record(started.elapsed());
+                let (db, resp3) = (self.state.db, self.state.resp3);
+                let picked = match self.pool.try_pick_lane(db, resp3, n) {
+                    Some(l) => {
+                        self.pool.entry.stats.acquire_wait.record(Duration::ZERO);
+                        Ok(l)
+                    }
+                    None => {
+                        let started = Instant::now();
+                        let picked = self.pool.pick_lane(db, resp3, n).await;
+                        self.pool.entry.stats.acquire_wait.record(started.elapsed());
+                        picked
+                    }
+                };
                 match picked {
                     Ok(l) => l,
                     Err(e) => {
