@@ -454,7 +454,7 @@ pub struct Command {
     pub len: usize,
     pub inline: bool,
     /// RESP: ranges into the frame `buf[..len]`. Inline: ranges into `inline_args`.
-    pub args: Vec<Range<usize>>,
+    pub args: Args,
     /// The unescaped argument bytes of an inline command; `None` for RESP.
     pub inline_args: Option<Bytes>,
 }
@@ -462,7 +462,7 @@ pub struct Command {
 impl Command {
     /// Argument `i`, given the frame bytes `buf[..len]`. Panics if `i >= argc()`.
     pub fn arg<'a>(&'a self, frame: &'a [u8], i: usize) -> &'a [u8] {
-        let range = self.args[i].clone();
+        let range = self.args.get(i).expect("argument index below argc()");
         match &self.inline_args {
             Some(unescaped) => &unescaped[range],
             None => &frame[range],
@@ -484,6 +484,58 @@ impl Command {
     }
 }
 
+/// How many argument ranges a command holds without allocating: GET, SET, HSET, EXPIRE.
+const INLINE_ARGS: usize = 4;
+
+/// A command's argument ranges: the first `INLINE_ARGS` in place, so that the usual command
+/// costs no allocation, the rest on the heap.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    len: usize,
+    head: [Range<usize>; INLINE_ARGS],
+    rest: Vec<Range<usize>>,
+}
+
+impl Args {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<Range<usize>> {
+        match i {
+            _ if i >= self.len => None,
+            _ if i < INLINE_ARGS => Some(self.head[i].clone()),
+            _ => self.rest.get(i - INLINE_ARGS).cloned(),
+        }
+    }
+
+    fn push(&mut self, range: Range<usize>) {
+        if self.len < INLINE_ARGS {
+            self.head[self.len] = range;
+        } else {
+            self.rest.push(range);
+        }
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.rest.clear();
+    }
+}
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Args) -> bool {
+        self.len == other.len && (0..self.len).all(|i| self.get(i) == other.get(i))
+    }
+}
+
+impl Eq for Args {}
+
 /// Incremental parser for client commands, with the same resumable contract as `Scanner::scan`.
 /// Like redis-server, a buffer starting with `*` is RESP and anything else is an inline line.
 #[derive(Debug, Default)]
@@ -494,7 +546,7 @@ pub struct CommandParser {
     search_from: usize,
     remaining: usize,
     bulk_end: Option<usize>,
-    args: Vec<Range<usize>>,
+    args: Args,
 }
 
 impl CommandParser {
@@ -531,7 +583,7 @@ impl CommandParser {
                 }
                 Some(n) => {
                     self.remaining = n as usize;
-                    self.args = Vec::with_capacity(self.remaining.min(16));
+                    self.args.clear();
                     self.pos = end + 2;
                     self.search_from = self.pos;
                 }
@@ -645,12 +697,12 @@ fn hex_value(b: Option<u8>) -> Option<u8> {
 
 /// Splits an inline line exactly like redis's `sdssplitargs`, returning argument ranges into
 /// the unescaped bytes.
-fn split_inline(line: &[u8]) -> Result<(Vec<Range<usize>>, Vec<u8>), RespError> {
+fn split_inline(line: &[u8]) -> Result<(Args, Vec<u8>), RespError> {
     // sdssplitargs reads a C string: a NUL ends the line wherever it is.
     let line = line.split(|&b| b == 0).next().unwrap_or_default();
     let at = |i: usize| line.get(i).copied();
     let mut out = Vec::with_capacity(line.len());
-    let mut args = Vec::new();
+    let mut args = Args::default();
     let mut p = 0;
     loop {
         while at(p).is_some_and(is_c_space) {
