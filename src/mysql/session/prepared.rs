@@ -13,6 +13,7 @@ use super::super::pool::Checkout;
 use super::super::protocol::command::{COM_STMT_EXECUTE, ClientCommand};
 use super::super::protocol::response::ErrPacket;
 use super::super::state::{PinReason, StatementScan};
+use super::super::upstream::MysqlConn;
 use super::{Flow, Reader, Session, Writer};
 
 /// What `forward` runs.
@@ -88,12 +89,7 @@ impl Session {
         let Some(stmt) = self.stmts.get(&id).cloned() else {
             return Err(unknown(id));
         };
-        let max = self
-            .pool
-            .live()
-            .mysql
-            .as_ref()
-            .map_or(64, |m| m.max_prepared_statements);
+        let max = self.max_prepared();
         let conn = checkout.conn();
         let upstream = match conn.stmts.get(&stmt.sql).map(|s| s.id) {
             Some(upstream) => upstream,
@@ -103,9 +99,7 @@ impl Session {
                         .cloned()
                         .unwrap_or_else(|| ErrPacket::new(1105, b"HY000", format!("tidepool: {e}")))
                 })?;
-                for evicted in conn.stmts.insert(stmt.sql.clone(), upstream, params, max) {
-                    let _ = conn.close_statement(evicted).await;
-                }
+                cache(conn, stmt.sql.clone(), upstream, params, max).await;
                 upstream
             }
         };
@@ -171,16 +165,8 @@ impl Session {
         upstream_id: u32,
         params: u16,
     ) {
-        let max = self
-            .pool
-            .live()
-            .mysql
-            .as_ref()
-            .map_or(64, |m| m.max_prepared_statements);
-        let conn = checkout.conn();
-        for evicted in conn.stmts.insert(sql.clone(), upstream_id, params, max) {
-            let _ = conn.close_statement(evicted).await;
-        }
+        let max = self.max_prepared();
+        cache(checkout.conn(), sql.clone(), upstream_id, params, max).await;
         self.stmts.insert(
             client_id,
             ClientStmt {
@@ -189,6 +175,24 @@ impl Session {
                 types: None,
             },
         );
+    }
+}
+
+impl Session {
+    fn max_prepared(&self) -> usize {
+        self.pool
+            .live()
+            .mysql
+            .as_ref()
+            .map_or(64, |m| m.max_prepared_statements)
+    }
+}
+
+/// Records an upstream statement in its connection's cache, closing what the cache lets go.
+async fn cache(conn: &mut MysqlConn, sql: Bytes, id: u32, params: u16, max: usize) {
+    for evicted in conn.stmts.insert(sql, id, params, max) {
+        // No answer comes; a failure marks the connection broken and it is closed on return.
+        let _ = conn.close_statement(evicted).await;
     }
 }
 
