@@ -251,18 +251,16 @@ impl Session {
     async fn process_input(&mut self) {
         let mut run = Run::default();
         let mut last = LastCommand::default();
+        let mut malformed = None;
         while self.closing.is_none() && self.waiting + run.n < self.pool.cfg.max_pipeline {
+            // The error is answered after the loop: awaiting inside this match would keep the
+            // parse result (a whole `Command`) in every session's future.
             let cmd = match self.parser.parse(&self.rbuf[run.len..]) {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
                 Err(e) => {
-                    self.reg.error(ErrorKind::ClientProtocol);
-                    self.flush_run(&mut run).await;
-                    let mut out = BytesMut::new();
-                    resp::encode_error(&mut out, &format!("ERR Protocol error: {e}"));
-                    self.push_local(out.freeze());
-                    self.closing = Some(End::Malformed(e.to_string()));
-                    return;
+                    malformed = Some(e);
+                    break;
                 }
             };
             if cmd.argc() == 0 {
@@ -324,6 +322,14 @@ impl Session {
         }
         self.flush_run(&mut run).await;
         last.report(&self.reg);
+        if let Some(e) = malformed {
+            self.reg.error(ErrorKind::ClientProtocol);
+            let mut out = BytesMut::new();
+            resp::encode_error(&mut out, &format!("ERR Protocol error: {e}"));
+            self.push_local(out.freeze());
+            self.closing = Some(End::Malformed(e.to_string()));
+            return;
+        }
         self.shrink_buffers();
     }
 
