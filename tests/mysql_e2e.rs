@@ -10,14 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::TestProxy;
-use support::{
-    MYSQL_PASSWORD, MYSQL_USER, MariaDb, MariaDbOptions, assert_success, repo_path, run_python_with,
-};
+use support::{MYSQL_USER, MariaDb, MariaDbOptions, assert_success, repo_path, run_python_with};
 
 fn mysql_toml(upstream: std::net::SocketAddr, extra: &str) -> String {
-    format!(
-        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"db\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n  [[pool.users]]\n  user = \"{MYSQL_USER}\"\n  password = \"{MYSQL_PASSWORD}\"\n  [[pool.users]]\n  user = \"reporter\"\n  password = \"reporter-secret\"\n  upstream_user = \"{MYSQL_USER}\"\n  upstream_password = \"{MYSQL_PASSWORD}\"\n"
-    )
+    support::proxy::mysql_pool_toml("db", upstream, extra)
 }
 
 /// Runs a scenario against `port`; `None` when Python tests are skipped (plain `cargo test`).

@@ -35,11 +35,7 @@ fn mariadb() -> &'static MariaDb {
 
 /// A MySQL pool named `edgepool` in front of `upstream`; `extra` holds more pool keys.
 fn mysql_pool_toml(upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"{POOL}\"\nprotocol = \"mysql\"\n\
-         listen = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n\
-         [[pool.users]]\nuser = \"{MYSQL_USER}\"\npassword = \"{MYSQL_PASSWORD}\"\n"
-    )
+    support::proxy::mysql_pool_toml(POOL, upstream, extra)
 }
 
 fn proxy_for(db: &MariaDb, extra: &str) -> TestProxy {

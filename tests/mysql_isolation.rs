@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::TestProxy;
-use support::{MYSQL_PASSWORD, MYSQL_USER, MariaDb, assert_success, repo_path, run_python_with};
+use support::{MYSQL_USER, MariaDb, assert_success, repo_path, run_python_with};
 
 const MAX_UPSTREAM: usize = 4;
 const CLIENTS: usize = 24;
@@ -21,11 +21,7 @@ const STEPS: usize = 150;
 
 /// A MySQL pool named `iso` in front of `upstream`; `extra` holds more pool keys.
 fn mysql_pool_toml(upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"iso\"\nprotocol = \"mysql\"\n\
-         listen = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n\
-         [[pool.users]]\nuser = \"{MYSQL_USER}\"\npassword = \"{MYSQL_PASSWORD}\"\n"
-    )
+    support::proxy::mysql_pool_toml("iso", upstream, extra)
 }
 
 #[test]

@@ -160,3 +160,12 @@ pub fn redis_pool_toml(upstream: SocketAddr, extra: &str) -> String {
         "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"redis\"\nprotocol = \"redis\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n"
     )
 }
+
+/// A MySQL pool config for tests named `name`, pointing at `upstream`, with the harness's
+/// `app` account and a second client user, `reporter` / `reporter-secret`, mapped to it.
+pub fn mysql_pool_toml(name: &str, upstream: SocketAddr, extra: &str) -> String {
+    let (user, password) = (super::MYSQL_USER, super::MYSQL_PASSWORD);
+    format!(
+        "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"{name}\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n  [[pool.users]]\n  user = \"{user}\"\n  password = \"{password}\"\n  [[pool.users]]\n  user = \"reporter\"\n  password = \"reporter-secret\"\n  upstream_user = \"{user}\"\n  upstream_password = \"{password}\"\n"
+    )
+}
