@@ -258,3 +258,36 @@ fn an_execute_that_relies_on_earlier_parameter_types_works_on_another_connection
     );
     holder.query("ROLLBACK").unwrap();
 }
+
+#[test]
+fn drain_lets_an_open_transaction_commit_and_tells_idle_clients_why() {
+    let mut s = setup("");
+    let mut idle = s.client();
+    idle.query("SELECT 1").unwrap();
+    let mut tx = s.client();
+    tx.query("CREATE TABLE IF NOT EXISTS drain_rows (id INT PRIMARY KEY)")
+        .unwrap();
+    tx.query("DELETE FROM drain_rows").unwrap();
+    tx.query("BEGIN").unwrap();
+    tx.query("INSERT INTO drain_rows VALUES (1)").unwrap();
+    s.proxy.stop(tidepool::server::StopKind::Drain);
+    let (code, message) = idle.next_error().expect("an idle client is told");
+    assert_eq!(code, 1053, "{message}");
+    tx.query("INSERT INTO drain_rows VALUES (2)").unwrap();
+    tx.query("COMMIT").unwrap();
+    assert_eq!(
+        tx.next_error().map(|e| e.0),
+        Ok(1053),
+        "then that client is closed too"
+    );
+    assert!(
+        s.proxy.wait_stopped(Duration::from_secs(10)),
+        "the proxy stops"
+    );
+    let db = MariaDb::shared();
+    let count = db.exec("SELECT COUNT(*) FROM tidepool_test.drain_rows");
+    assert!(
+        count.contains('2'),
+        "the transaction committed during the drain: {count}"
+    );
+}

@@ -264,6 +264,9 @@ impl Session {
         let mut phase_open = true;
         loop {
             if *self.phase.borrow() != Phase::Running && self.held.is_none() {
+                // What a server says at shutdown; drivers report it on their next read.
+                let err = ErrPacket::new(1053, b"08S01", "tidepool: proxy is shutting down");
+                let _ = send_err(writer, &err, 0).await;
                 return "proxy shutting down".into();
             }
             let packet = tokio::select! {
