@@ -114,7 +114,9 @@ impl Proxy {
             engines.insert(pool.name.clone(), engine.clone());
             bound.push((listener, engine, pool.clone()));
         }
+        let mut acceptors = HashMap::new();
         for (listener, engine, pool) in bound {
+            let name = pool.name.clone();
             let acceptor = listener::Acceptor::new(
                 listener,
                 engine,
@@ -122,6 +124,7 @@ impl Proxy {
                 phase.clone(),
                 tracker.clone(),
             );
+            acceptors.insert(name, acceptor.stop_token());
             tracker.spawn(acceptor.run());
         }
         let control_stop = tokio_util::sync::CancellationToken::new();
@@ -130,8 +133,10 @@ impl Proxy {
             reload::Reloader {
                 path,
                 config: current.clone(),
-                engines,
+                pools: std::sync::Mutex::new(reload::Running { engines, acceptors }),
                 registry: registry.clone(),
+                phase: phase.clone(),
+                tracker: tracker.clone(),
             }
             .into_fn()
         });

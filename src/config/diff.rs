@@ -36,11 +36,18 @@ pub struct Diff {
     pub live: Vec<(String, Vec<&'static str>)>,
     /// What this build cannot change without a restart ("pool[sessions].listen", "admin.socket").
     pub needs_restart: Vec<String>,
+    /// Pools to start (a new listener and pool) and to stop accepting on (their connected
+    /// clients carry on until they leave).
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 impl Diff {
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty() && self.needs_restart.is_empty()
+        self.live.is_empty()
+            && self.needs_restart.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
     }
 }
 
@@ -58,12 +65,12 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
     }
     for p in &old.pools {
         if new.pool(&p.name).is_none() {
-            d.needs_restart.push(format!("pool[{}] (removed)", p.name));
+            d.removed.push(p.name.clone());
         }
     }
     for n in &new.pools {
         let Some(o) = old.pool(&n.name) else {
-            d.needs_restart.push(format!("pool[{}] (added)", n.name));
+            d.added.push(n.name.clone());
             continue;
         };
         let (live, other) = changed_keys(o, n);
@@ -132,6 +139,23 @@ mod tests {
             "[[pool]]\nname = \"r\"\nprotocol = \"redis\"\nlisten = \"127.0.0.1:6380\"\nupstream = \"127.0.0.1:6379\"\n{extra}\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn pools_added_and_removed_are_listed_not_refused() {
+        let other = "[[pool]]\nname = \"s\"\nprotocol = \"redis\"\nlisten = \"127.0.0.1:6390\"\nupstream = \"127.0.0.1:6379\"\n";
+        let both = Config::from_toml(&format!(
+            "{other}[[pool]]\nname = \"r\"\nprotocol = \"redis\"\nlisten = \"127.0.0.1:6380\"\nupstream = \"127.0.0.1:6379\"\n"
+        ))
+        .unwrap();
+        let d = diff(&cfg(""), &both);
+        assert_eq!(
+            (d.added.clone(), d.removed.clone()),
+            (vec!["s".to_string()], vec![])
+        );
+        assert!(d.needs_restart.is_empty());
+        let d = diff(&both, &cfg(""));
+        assert_eq!(d.removed, vec!["s".to_string()]);
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub struct Acceptor {
     phase: watch::Receiver<Phase>,
     tracker: TaskTracker,
     clients: Arc<AtomicUsize>,
+    /// Stops this pool's accepting alone (the pool was removed by a reload).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Acceptor {
@@ -192,7 +194,13 @@ impl Acceptor {
             phase,
             tracker,
             clients: Arc::new(AtomicUsize::new(0)),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// A token that stops this acceptor (and removes its Unix socket file).
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     pub async fn run(self) {
@@ -201,6 +209,7 @@ impl Acceptor {
             let accepted = tokio::select! {
                 r = self.accept() => r,
                 _ = phase.wait_for(|p| *p != Phase::Running) => break,
+                _ = self.stop.cancelled() => break,
             };
             let (stream, addr, pid) = match accepted {
                 Ok(x) => x,
