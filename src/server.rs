@@ -33,8 +33,6 @@ pub enum StartError {
     Control(#[source] std::io::Error),
     #[error("pool {pool:?}: cannot set up TLS: {cause}")]
     Tls { pool: String, cause: String },
-    #[error("pool {pool:?}: the {protocol} engine is not available in this build")]
-    Unsupported { pool: String, protocol: Protocol },
 }
 
 /// A running proxy: its listeners are bound and accepting.
