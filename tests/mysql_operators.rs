@@ -70,10 +70,12 @@ fn a_user_variable_pins_and_show_clients_says_so() {
     let s = setup("");
     let mut c = s.client();
     c.query("SET @cart = 42").unwrap();
-    let shown =
-        row(&admin(&s.socket, "show clients"), c.connection_id).expect("the client is listed");
-    assert_eq!(shown["pin_reason"], "user variable", "{shown}");
-    assert_eq!(shown["state"], "pinned");
+    // The session reports right after its answer is written: a moment later than the client
+    // reads it.
+    wait_for("the pin to be reported", Duration::from_secs(5), || {
+        row(&admin(&s.socket, "show clients"), c.connection_id)
+            .is_some_and(|r| r["pin_reason"] == "user variable" && r["state"] == "pinned")
+    });
     let mut plain = s.client();
     plain.query("SELECT @@sql_mode").unwrap();
     let shown = row(&admin(&s.socket, "show clients"), plain.connection_id).unwrap();
@@ -290,4 +292,35 @@ fn drain_lets_an_open_transaction_commit_and_tells_idle_clients_why() {
         count.contains('2'),
         "the transaction committed during the drain: {count}"
     );
+}
+
+#[test]
+fn kill_reaches_a_client_that_is_waiting_for_an_upstream() {
+    let s = setup("max_upstream = 1\nacquire_timeout = \"30s\"");
+    let mut holder = s.client();
+    holder.query("BEGIN").unwrap();
+    holder
+        .query("SELECT COUNT(*) FROM information_schema.TABLES")
+        .unwrap();
+    // No database in its DSN: validating one at connect would itself wait for an upstream.
+    let mut waiter =
+        MysqlClient::connect(s.proxy.addr("db"), MYSQL_USER, MYSQL_PASSWORD, None).unwrap();
+    let id = waiter.connection_id;
+    let blocked = std::thread::spawn(move || {
+        let started = Instant::now();
+        let result = waiter.query("SELECT 1");
+        (result, started.elapsed())
+    });
+    wait_for("the waiter to wait", Duration::from_secs(5), || {
+        row(&admin(&s.socket, "show clients"), id).is_some_and(|r| r["state"] == "waiting")
+    });
+    admin(&s.socket, &format!("kill {id}"));
+    let (result, took) = blocked.join().unwrap();
+    let (code, message) = result.expect_err("the killed client's query fails");
+    assert_eq!(code, 1927, "{message}");
+    assert!(
+        took < Duration::from_secs(10),
+        "at once, not after acquire_timeout ({took:?})"
+    );
+    holder.query("ROLLBACK").unwrap();
 }

@@ -263,3 +263,29 @@ fn the_socket_is_private_and_the_cli_renders_what_the_daemon_says() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn kill_reaches_a_client_waiting_for_a_dedicated_connection() {
+    let s = setup("max_pinned = 1\nacquire_timeout = \"30s\"");
+    let addr = s.proxy.addr("redis");
+    let mut holder = RespClient::connect(addr);
+    assert_eq!(text(&holder.call(&["WATCH", "k"])), "OK");
+    let mut waiter = RespClient::connect(addr);
+    let id = client_id(&mut waiter);
+    waiter.send(&["BLPOP", "q", "1"]);
+    wait_for("the waiter to wait", Duration::from_secs(5), || {
+        row(&admin(&s.socket, "show clients"), id).is_some_and(|r| r["state"] == "waiting")
+    });
+    let started = Instant::now();
+    admin(&s.socket, &format!("kill {id}"));
+    let reply = text(&waiter.read().expect("the waiting command is answered"));
+    assert_eq!(
+        reply,
+        format!("-ERR tidepool: closed by operator (kill {id})")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "at once, not after acquire_timeout"
+    );
+    assert!(waiter.read().is_err(), "then the connection is closed");
+}

@@ -39,7 +39,15 @@ impl Session {
             Some(c) => c,
             None => match self.checkout().await {
                 Ok(c) => c,
-                Err(err) => return self.err(writer, err).await,
+                Err(err) => {
+                    let closed = self.reg.close_reason().map(|r| r.message);
+                    let flow = self.err(writer, err).await;
+                    // Closed while waiting: the error above was the client's last word.
+                    return match closed {
+                        Some(why) => Flow::Close(why),
+                        None => flow,
+                    };
+                }
             },
         };
         // While the command runs, `KILL QUERY <this client>` must find this thread.
@@ -144,10 +152,14 @@ impl Session {
         }
         self.reg.set_state(SessionState::Waiting);
         let started = Instant::now();
-        let mut result = self
-            .pool
-            .acquire(&self.key, &self.login, &self.state.replay)
-            .await;
+        // `kill` and the idle timeouts must not wait for the pool.
+        let mut result = tokio::select! {
+            r = self.pool.acquire(&self.key, &self.login, &self.state.replay) => r,
+            _ = self.reg.closed() => {
+                let why = self.reg.close_reason().map_or_else(|| "closed by the proxy".to_string(), |r| r.message);
+                return Err(ErrPacket::new(1927, b"70100", format!("tidepool: {why}")));
+            }
+        };
         // Pooled connections the upstream closed meanwhile are dropped, not handed out.
         for _ in 0..self.pool.max_upstream() {
             match result {

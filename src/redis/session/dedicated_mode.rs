@@ -39,7 +39,18 @@ impl Session {
         }
         self.reg.set_state(SessionState::Waiting);
         let started = std::time::Instant::now();
-        let acquired = self.pool.dedicated.acquire().await;
+        // `kill` and the idle timeouts must not wait for a dedicated connection.
+        let acquired = tokio::select! {
+            r = self.pool.dedicated.acquire() => r,
+            _ = self.reg.closed() => {
+                let why = self.reg.close_reason().map_or_else(|| "closed".to_string(), |r| r.message);
+                // The command that was waiting gets the reason; the session then ends.
+                self.refuse_next(&format!("ERR tidepool: {why}"));
+                self.rbuf.clear();
+                self.closing = Some(End::Closed(why));
+                return;
+            }
+        };
         self.pool.entry.stats.acquire_wait.record(started.elapsed());
         let mut conn = match acquired {
             Ok(c) => c,
