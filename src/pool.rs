@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 #[cfg(test)]
@@ -25,6 +26,37 @@ pub enum AcquireError {
     },
     #[error("upstream {addr} is unavailable: {cause}")]
     Unavailable { addr: String, cause: String },
+}
+
+/// Failing to reach an upstream at all, for either engine.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {addr}: {cause}")]
+    Refused { addr: String, cause: String },
+    #[error(
+        "timed out connecting to {addr} after {} (connect_timeout)",
+        humantime::format_duration(*timeout)
+    )]
+    Timeout { addr: String, timeout: Duration },
+}
+
+/// Opens a TCP connection to an upstream within `timeout`, with Nagle off (every write is a
+/// complete batch of commands).
+pub async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(ConnectError::Refused {
+            addr: addr.to_string(),
+            cause: e.to_string(),
+        }),
+        Err(_) => Err(ConnectError::Timeout {
+            addr: addr.to_string(),
+            timeout,
+        }),
+    }
 }
 
 /// First retry after a failure, and the ceiling of the doubling. The ceiling is short so that

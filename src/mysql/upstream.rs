@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::io::{IoError, PacketReader, PacketWriter};
@@ -43,10 +42,8 @@ const TRACKING: &str = "SET SESSION session_track_system_variables = '*', sessio
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot connect to {addr}: {cause}")]
-    Connect { addr: String, cause: String },
-    #[error("timed out connecting to {addr} after {} (connect_timeout)", humantime::format_duration(*timeout))]
-    ConnectTimeout { addr: String, timeout: Duration },
+    #[error(transparent)]
+    Connect(#[from] crate::pool::ConnectError),
     /// The upstream refused with its own error (authentication, max_connections, …).
     #[error("upstream {addr} refused: {} ({})", err.message, err.code)]
     Refused { addr: String, err: ErrPacket },
@@ -111,13 +108,7 @@ impl MysqlConn {
     pub async fn connect(login: &Login) -> Result<(MysqlConn, ServerFacts), UpstreamError> {
         let addr = login.addr.clone();
         let attempt = async {
-            let stream = TcpStream::connect(&addr)
-                .await
-                .map_err(|e| UpstreamError::Connect {
-                    addr: addr.clone(),
-                    cause: e.to_string(),
-                })?;
-            let _ = stream.set_nodelay(true);
+            let stream = crate::pool::connect_tcp(&addr, login.connect_timeout).await?;
             let (r, w) = stream.into_split();
             let reader = PacketReader::new(r, super::protocol::packet::MAX_CHUNK);
             let mut conn = MysqlConn {
@@ -140,10 +131,10 @@ impl MysqlConn {
         };
         match tokio::time::timeout(login.connect_timeout, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(UpstreamError::ConnectTimeout {
+            Err(_) => Err(UpstreamError::Connect(crate::pool::ConnectError::Timeout {
                 addr,
                 timeout: login.connect_timeout,
-            }),
+            })),
         }
     }
 

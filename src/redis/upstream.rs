@@ -30,10 +30,8 @@ pub struct ServerFacts {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot connect to {addr}: {cause}")]
-    Connect { addr: String, cause: String },
-    #[error("timed out connecting to {addr} after {} (connect_timeout)", humantime::format_duration(*timeout))]
-    ConnectTimeout { addr: String, timeout: Duration },
+    #[error(transparent)]
+    Connect(#[from] crate::pool::ConnectError),
     #[error("upstream {addr} refused the proxy's {step}: {message}")]
     Rejected {
         addr: String,
@@ -68,22 +66,7 @@ pub async fn connect(
     conn_name: &str,
 ) -> Result<(RedisConn, ServerFacts), UpstreamError> {
     let addr = spec.addr.clone();
-    let stream = match tokio::time::timeout(spec.connect_timeout, TcpStream::connect(&addr)).await {
-        Err(_) => {
-            return Err(UpstreamError::ConnectTimeout {
-                addr,
-                timeout: spec.connect_timeout,
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(UpstreamError::Connect {
-                addr,
-                cause: e.to_string(),
-            });
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = crate::pool::connect_tcp(&addr, spec.connect_timeout).await?;
     let mut conn = RedisConn {
         stream,
         buf: BytesMut::with_capacity(4096),
@@ -98,10 +81,10 @@ pub async fn connect(
     match setup.await {
         Ok(Ok(facts)) => Ok((conn, facts)),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(UpstreamError::ConnectTimeout {
+        Err(_) => Err(UpstreamError::Connect(crate::pool::ConnectError::Timeout {
             addr: conn.addr,
             timeout: spec.connect_timeout,
-        }),
+        })),
     }
 }
 
