@@ -5,8 +5,9 @@
 #[path = "support/harness.rs"]
 mod support;
 
+use support::proxy::ProxyProcess;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::mysql_client::MysqlClient;
@@ -16,17 +17,10 @@ use support::{
 
 /// A `tidepool run` child, killed if the test ends without stopping it.
 struct Running {
-    child: Child,
+    child: ProxyProcess,
     addr: std::net::SocketAddr,
     config: PathBuf,
     _dir: TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn config_text(port: u16, db: &MariaDb, client_password: &str, extra: &str) -> String {
@@ -41,14 +35,7 @@ fn run(db: &MariaDb, client_password: &str, extra: &str) -> Running {
     let config = dir.path().join("proxy.toml");
     let port = free_port();
     std::fs::write(&config, config_text(port, db, client_password, extra)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("proxy.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let child = ProxyProcess::spawn(&config, &dir.path().join("proxy.log"));
     let addr = ([127, 0, 0, 1], port).into();
     wait_for("the proxy to listen", Duration::from_secs(10), || {
         std::net::TcpStream::connect(addr).is_ok()

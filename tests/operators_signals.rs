@@ -4,8 +4,9 @@
 #[path = "support/harness.rs"]
 mod support;
 
+use support::proxy::ProxyProcess;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -14,18 +15,11 @@ use support::{RedisServer, TempDir, free_port, signal, wait_for};
 
 /// A `tidepool run` child, killed if the test ends without stopping it.
 struct Running {
-    child: Child,
+    child: ProxyProcess,
     socket: PathBuf,
     addr: std::net::SocketAddr,
     config: PathBuf,
     _dir: TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn config_text(socket: &Path, port: u16, redis: &RedisServer, max_upstream: &str) -> String {
@@ -42,14 +36,7 @@ fn run(redis: &RedisServer) -> Running {
     let config = dir.path().join("proxy.toml");
     let port = free_port();
     std::fs::write(&config, config_text(&socket, port, redis, "2")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("proxy.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let child = ProxyProcess::spawn(&config, &dir.path().join("proxy.log"));
     let running = Running {
         child,
         socket,

@@ -5,23 +5,12 @@
 #[path = "support/harness.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use support::proxy::ProxyProcess;
+
 use std::time::Duration;
 
 use support::proxy::{RespClient, text};
 use support::{RedisServer, TempDir, free_port, signal, wait_for};
-
-struct Running {
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pool(name: &str, port: u16, redis: &RedisServer) -> String {
     format!(
@@ -50,16 +39,9 @@ fn sighup_adds_and_removes_pools_without_a_restart() {
         socket.display()
     );
     std::fs::write(&config, format!("{header}{}", pool("a", a, &redis))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("proxy.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let _running = Running { child, _dir: dir };
+    // Declared after `dir`, so dropped (killed) before the directory goes.
+    let proxy = ProxyProcess::spawn(&config, &dir.path().join("proxy.log"));
+    let pid = proxy.id().to_string();
     wait_for("pool a", Duration::from_secs(10), || pings(a));
     let mut on_a = RespClient::connect(([127, 0, 0, 1], a).into());
     assert_eq!(text(&on_a.call(&["SET", "k", "v"])), "OK");

@@ -169,3 +169,40 @@ pub fn mysql_pool_toml(name: &str, upstream: SocketAddr, extra: &str) -> String 
         "[log]\nlevel = \"warn\"\n[[pool]]\nname = \"{name}\"\nprotocol = \"mysql\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n  [[pool.users]]\n  user = \"{user}\"\n  password = \"{password}\"\n  [[pool.users]]\n  user = \"reporter\"\n  password = \"reporter-secret\"\n  upstream_user = \"{user}\"\n  upstream_password = \"{password}\"\n"
     )
 }
+
+/// A `tidepool run` child process, for the paths only a real process has (signals, reload from
+/// its file); killed if the test ends without stopping it.
+pub struct ProxyProcess {
+    child: std::process::Child,
+}
+
+impl ProxyProcess {
+    /// Runs `tidepool run --config <config>`, its log in `log`.
+    pub fn spawn(config: &std::path::Path, log: &std::path::Path) -> ProxyProcess {
+        use std::process::{Command, Stdio};
+        let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("proxy log file"))
+            .spawn()
+            .expect("tidepool run starts");
+        ProxyProcess { child }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
