@@ -5,12 +5,12 @@
 #[path = "support/harness.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::TestProxy;
-use support::{MYSQL_USER, MariaDb, MariaDbOptions, assert_success, repo_path, run_python_with};
+use support::{
+    MYSQL_USER, MariaDb, MariaDbOptions, assert_success, most_during, repo_path, run_python_with,
+};
 
 fn mysql_toml(upstream: std::net::SocketAddr, extra: &str) -> String {
     support::proxy::mysql_pool_toml("db", upstream, extra)
@@ -37,21 +37,12 @@ fn passes(port: u16, name: &str, args: &[&str]) -> bool {
 
 /// Samples the upstream's count of the app user's connections while `work` runs.
 fn most_upstream_connections_during(db: &'static MariaDb, work: impl FnOnce()) -> usize {
-    let stop = Arc::new(AtomicBool::new(false));
-    let most = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (stop, most) = (stop.clone(), most.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                most.fetch_max(db.processlist_count(MYSQL_USER), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    work();
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    most.load(Ordering::Relaxed)
+    most_during(
+        Duration::from_millis(50),
+        move || db.processlist_count(MYSQL_USER),
+        work,
+    )
+    .0
 }
 
 /// A MariaDB of the test's own with `max_connections = 30` (the two load tests would

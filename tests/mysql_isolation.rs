@@ -8,12 +8,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::TestProxy;
-use support::{MYSQL_USER, MariaDb, assert_success, repo_path, run_python_with};
+use support::{MYSQL_USER, MariaDb, assert_success, most_during, repo_path, run_python_with};
 
 const MAX_UPSTREAM: usize = 4;
 const CLIENTS: usize = 24;
@@ -33,38 +31,31 @@ fn random_state_changing_sequences_never_leak_between_clients() {
     ));
     let port = proxy.addr("iso").port().to_string();
 
-    // Sample the upstream's processlist while the clients run.
-    let stop = Arc::new(AtomicBool::new(false));
-    let most = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (stop, most) = (stop.clone(), most.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                most.fetch_max(db.processlist_count(MYSQL_USER), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
     let seed = std::env::var("TIDEPOOL_SEED").unwrap_or_default();
     let envs: Vec<(&str, &str)> = if seed.is_empty() {
         vec![]
     } else {
         vec![("TIDEPOOL_SEED", seed.as_str())]
     };
-    let out = run_python_with(
-        &repo_path("tests/e2e/mysql_isolation.py"),
-        &[
-            "127.0.0.1",
-            &port,
-            &MAX_UPSTREAM.to_string(),
-            &CLIENTS.to_string(),
-            &STEPS.to_string(),
-        ],
-        &envs,
-        Duration::from_secs(180),
+    // Sample the upstream's processlist while the clients run.
+    let (most, out) = most_during(
+        Duration::from_millis(50),
+        move || db.processlist_count(MYSQL_USER),
+        || {
+            run_python_with(
+                &repo_path("tests/e2e/mysql_isolation.py"),
+                &[
+                    "127.0.0.1",
+                    &port,
+                    &MAX_UPSTREAM.to_string(),
+                    &CLIENTS.to_string(),
+                    &STEPS.to_string(),
+                ],
+                &envs,
+                Duration::from_secs(180),
+            )
+        },
     );
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
     let Some(out) = out else { return };
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -74,7 +65,6 @@ fn random_state_changing_sequences_never_leak_between_clients() {
         .unwrap_or_default();
     assert!(!summary.is_empty(), "no summary line:\n{stdout}");
     eprintln!("{summary}");
-    let most = most.load(Ordering::Relaxed);
     assert!(
         most >= 1,
         "the sampler saw the proxy's upstream connections"

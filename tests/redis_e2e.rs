@@ -4,12 +4,12 @@
 #[path = "support/harness.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::{TestProxy, redis_pool_toml};
-use support::{RedisServer, Reply, assert_success, redis_command, repo_path, run_python};
+use support::{
+    RedisServer, Reply, assert_success, most_during, redis_command, repo_path, run_python,
+};
 
 const MAX_UPSTREAM: usize = 4;
 const MAX_PINNED: usize = 8;
@@ -43,31 +43,19 @@ fn scenario(proxy: &TestProxy, name: &str, protocol: &str) -> bool {
 fn two_hundred_mixed_protocol_clients_share_a_bounded_upstream() {
     let (redis, proxy) = setup();
     // Sample the upstream's view while the load runs: connections from the proxy are named.
-    let stop = Arc::new(AtomicBool::new(false));
-    let most = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (stop, most) = (stop.clone(), most.clone());
-        let addr = redis.addr();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let n = match redis_command(addr, None, &["CLIENT", "LIST"]) {
-                    Ok(Reply::Bulk(Some(text))) => String::from_utf8_lossy(&text)
-                        .matches("name=tidepool-")
-                        .count(),
-                    other => panic!("CLIENT LIST answered {other:?}"),
-                };
-                most.fetch_max(n, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
+    let addr = redis.addr();
+    let proxy_connections = move || match redis_command(addr, None, &["CLIENT", "LIST"]) {
+        Ok(Reply::Bulk(Some(text))) => String::from_utf8_lossy(&text)
+            .matches("name=tidepool-")
+            .count(),
+        other => panic!("CLIENT LIST answered {other:?}"),
     };
-    let ran = scenario(&proxy, "concurrency", "3");
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let (most, ran) = most_during(Duration::from_millis(20), proxy_connections, || {
+        scenario(&proxy, "concurrency", "3")
+    });
     if !ran {
         return;
     }
-    let most = most.load(Ordering::Relaxed);
     assert!(
         most >= 1,
         "the sampler saw the proxy's upstream connections"

@@ -63,6 +63,33 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
     }
 }
 
+/// Runs `work` while another thread polls `sample` (every `every`); returns the highest value
+/// sampled and what `work` returned. For bounds such as "the upstream never saw more than N
+/// connections from the proxy".
+pub fn most_during<T>(
+    every: Duration,
+    sample: impl Fn() -> usize + Send + 'static,
+    work: impl FnOnce() -> T,
+) -> (usize, T) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (stop, most) = (stop.clone(), most.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                most.fetch_max(sample(), Ordering::Relaxed);
+                std::thread::sleep(every);
+            }
+        })
+    };
+    let result = work();
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("the sampler thread");
+    (most.load(Ordering::Relaxed), result)
+}
+
 /// `relative` inside the repository (e.g. `"tests/e2e/pymysql_pool.py"`), whatever the cwd.
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
